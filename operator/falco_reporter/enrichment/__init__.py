@@ -1,0 +1,1 @@
+"""Enrichment: what the cluster knows about an alert's pod, owners, image and settings."""

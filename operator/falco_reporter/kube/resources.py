@@ -1,0 +1,156 @@
+"""Create, read and patch our custom resources (FalcoAlert, AlertReport)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, cast
+
+from falco_reporter import API_GROUP, API_VERSION
+from falco_reporter.kube.client import Kube
+from falco_reporter.kube.errors import KubeConflict, KubeNotFound, call
+
+MERGE_PATCH = "application/merge-patch+json"
+Obj = dict[str, Any]
+
+
+class CustomResources:
+    """Typed-by-plural access to one of our namespaced custom resources."""
+
+    def __init__(self, kube: Kube, plural: str) -> None:
+        self._kube = kube
+        self._plural = plural
+
+    def _args(self, namespace: str) -> tuple[str, str, str, str]:
+        return API_GROUP, API_VERSION, namespace, self._plural
+
+    def create(self, namespace: str, body: Obj, *, dry_run: bool = False) -> Obj:
+        """Create; raises KubeConflict when the name is taken (the idempotent 'already done')."""
+        extra: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
+        return cast(
+            Obj,
+            call(
+                lambda: self._kube.custom.create_namespaced_custom_object(
+                    *self._args(namespace), body, _request_timeout=self._kube.timeout, **extra
+                )
+            ),
+        )
+
+    def get(self, namespace: str, name: str) -> Obj:
+        return cast(
+            Obj,
+            call(
+                lambda: self._kube.custom.get_namespaced_custom_object(
+                    *self._args(namespace), name, _request_timeout=self._kube.timeout
+                )
+            ),
+        )
+
+    def find(self, namespace: str, name: str) -> Obj | None:
+        """Get, or None when absent."""
+        try:
+            return self.get(namespace, name)
+        except KubeNotFound:
+            return None
+
+    def patch(self, namespace: str, name: str, patch: Obj) -> Obj:
+        """JSON merge patch of the main resource."""
+        return cast(
+            Obj,
+            call(
+                lambda: self._kube.custom.patch_namespaced_custom_object(
+                    *self._args(namespace),
+                    name,
+                    patch,
+                    _request_timeout=self._kube.timeout,
+                    _content_type=MERGE_PATCH,
+                )
+            ),
+        )
+
+    def patch_status(self, namespace: str, name: str, patch: Obj) -> Obj:
+        """JSON merge patch of the status subresource; include metadata.resourceVersion to precondition it."""
+        return cast(
+            Obj,
+            call(
+                lambda: self._kube.custom.patch_namespaced_custom_object_status(
+                    *self._args(namespace),
+                    name,
+                    patch,
+                    _request_timeout=self._kube.timeout,
+                    _content_type=MERGE_PATCH,
+                )
+            ),
+        )
+
+    def list(self, namespace: str | None = None, *, label_selector: str = "") -> list[Obj]:
+        """All objects in a namespace, or cluster-wide when namespace is None (paginated)."""
+        items: list[Obj] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"limit": 500, "_request_timeout": self._kube.timeout}
+            if token:
+                kwargs["_continue"] = token
+            if label_selector:
+                kwargs["label_selector"] = label_selector
+            page = call(functools.partial(self._list_page, namespace, kwargs))
+            items.extend(page.get("items", []))
+            token = page.get("metadata", {}).get("continue")
+            if not token:
+                return items
+
+    def _list_page(self, namespace: str | None, kwargs: dict[str, Any]) -> Obj:
+        if namespace is None:
+            return cast(
+                Obj,
+                self._kube.custom.list_cluster_custom_object(API_GROUP, API_VERSION, self._plural, **kwargs),
+            )
+        return cast(Obj, self._kube.custom.list_namespaced_custom_object(*self._args(namespace), **kwargs))
+
+    def delete(self, namespace: str, name: str) -> None:
+        try:
+            call(
+                lambda: self._kube.custom.delete_namespaced_custom_object(
+                    *self._args(namespace), name, _request_timeout=self._kube.timeout
+                )
+            )
+        except KubeNotFound:
+            return
+
+
+def add_occurrences(
+    alerts: CustomResources,
+    namespace: str,
+    name: str,
+    delta: int,
+    first_seen: str,
+    last_seen: str,
+    *,
+    attempts: int = 8,
+) -> int:
+    """Add ``delta`` to status.occurrences.count atomically; return the new count.
+
+    Read-modify-write preconditioned on resourceVersion, so concurrent receivers (and the
+    operator's own status writes) never lose an increment: a 409 re-reads and retries.
+    """
+    for _ in range(attempts):
+        obj = alerts.get(namespace, name)
+        occ = (obj.get("status") or {}).get("occurrences") or {}
+        count = int(occ.get("count", 0)) + delta
+        first = (
+            min(filter(None, [occ.get("firstSeen"), first_seen]))
+            if (occ.get("firstSeen") or first_seen)
+            else ""
+        )
+        last = (
+            max(filter(None, [occ.get("lastSeen"), last_seen])) if (occ.get("lastSeen") or last_seen) else ""
+        )
+        patch = {
+            "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
+            "status": {"occurrences": {"count": count, "firstSeen": first, "lastSeen": last}},
+        }
+        try:
+            alerts.patch_status(namespace, name, patch)
+        except KubeConflict:
+            continue
+        return count
+    raise KubeConflict(f"could not update occurrences of {namespace}/{name} after {attempts} attempts", 409)

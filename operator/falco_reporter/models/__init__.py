@@ -1,0 +1,1 @@
+"""Typed views of everything falco-reporter reads and writes; no I/O here."""

@@ -1,0 +1,153 @@
+"""The AlertReport spec: the single Python view of what a report holds."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Severity = Literal["critical", "high", "medium", "low", "info"]
+Verdict = Literal["likely-malicious", "suspicious", "likely-benign", "unknown"]
+MitigationKind = Literal["falco-exception", "kubernetes-manifest", "command", "configuration", "process"]
+ReviewState = Literal["new", "acknowledged", "false-positive", "mitigated", "escalated"]
+
+SUMMARY_MAX = 600
+ANALYSIS_MAX = 8000
+SNIPPET_MAX = 6000
+
+
+class _Camel(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class AlertRef(_Camel):
+    name: str
+    namespace: str
+    uid: str = ""
+
+
+class Occurrences(_Camel):
+    count: int = Field(default=1, ge=1)
+    first_seen: str = Field(default="", alias="firstSeen")
+    last_seen: str = Field(default="", alias="lastSeen")
+
+
+class ProcessInfo(_Camel):
+    name: str = ""
+    exepath: str = ""
+    cmdline: str = ""
+    parent: str = ""
+    user: str = ""
+
+
+class Workload(_Camel):
+    kind: str = ""
+    name: str = ""
+
+
+class Subject(_Camel):
+    namespace: str = ""
+    pod: str = ""
+    container: str = ""
+    image: str = ""
+    image_digest: str = Field(default="", alias="imageDigest")
+    workload: Workload = Field(default_factory=Workload)
+    node: str = ""
+    service_account: str = Field(default="", alias="serviceAccount")
+    process: ProcessInfo = Field(default_factory=ProcessInfo)
+
+
+class MitreMapping(_Camel):
+    tactic: str
+    technique: str = ""
+
+
+class ReportMitigation(_Camel):
+    """One concrete, validated mitigation. Nothing is ever applied automatically."""
+
+    title: str
+    """Short imperative title."""
+    description: str
+    """Why and how, in one or two sentences."""
+    kind: MitigationKind
+    """falco-exception, kubernetes-manifest, command, configuration or process."""
+    language: Literal["yaml", "shell", "text"] = "text"
+    """Language of the snippet."""
+    snippet: str = Field(default="", max_length=SNIPPET_MAX)
+    """Ready-to-use snippet: a Falco rules-file item, a Kubernetes manifest or one shell command."""
+    validated: str = ""
+    """What was checked on the snippet and the outcome."""
+
+
+class ReferenceLink(_Camel):
+    title: str
+    url: str
+
+
+class Writer(_Camel):
+    """Provenance of the report text."""
+
+    backend: str
+    """builtin, or the LLM provider (llamacpp, ollama, openai, ...)."""
+    model: str = ""
+    fallback_reason: str = Field(default="", alias="fallbackReason")
+    prompt_version: str = Field(default="", alias="promptVersion")
+    knowledge_version: str = Field(default="", alias="knowledgeVersion")
+    tokens: int = 0
+    latency_ms: int = Field(default=0, alias="latencyMs")
+    cache_hit: bool = Field(default=False, alias="cacheHit")
+    redactions: list[str] = Field(default_factory=list)
+
+
+class Review(_Camel):
+    state: ReviewState = "new"
+    by: str = ""
+    note: str = ""
+    time: str = ""
+
+
+class AlertReportSpec(_Camel):
+    """A reviewed, actionable report about one FalcoAlert."""
+
+    alert_ref: AlertRef = Field(alias="alertRef")
+    """The FalcoAlert this report explains."""
+    rule: str
+    """Falco rule that fired."""
+    priority: str
+    """Falco priority of the alert."""
+    source: str
+    """Falco event source."""
+    occurrences: Occurrences
+    """How often the alert fired (kept in sync with the FalcoAlert)."""
+    subject: Subject
+    """Who and what: pod, workload, image, node, service account and process."""
+    summary: str = Field(max_length=SUMMARY_MAX)
+    """One to three sentences for a responder."""
+    analysis: str = Field(max_length=ANALYSIS_MAX)
+    """What happened and why it matters, in Markdown, grounded on the alert and the cluster."""
+    severity: Severity
+    """critical, high, medium, low or info."""
+    verdict: Verdict
+    """likely-malicious, suspicious, likely-benign or unknown."""
+    verdict_reason: str = Field(alias="verdictReason")
+    """Why the verdict was reached."""
+    mitre: list[MitreMapping] = Field(default_factory=list)
+    """MITRE ATT&CK tactics and techniques, from the rule's tags."""
+    false_positive_hints: list[str] = Field(default_factory=list, alias="falsePositiveHints")
+    """Common benign causes and how to recognise them."""
+    mitigations: list[ReportMitigation] = Field(default_factory=list)
+    """Concrete mitigations whose snippets were validated."""
+    investigation: list[str] = Field(default_factory=list)
+    """Read-only commands to investigate, filled in with this alert's values."""
+    references: list[ReferenceLink] = Field(default_factory=list)
+    """Curated documentation links."""
+    writer: Writer
+    """Which writer produced the report, and why a fallback happened."""
+    markdown: str = ""
+    """The whole report rendered as Markdown."""
+    review: Review | None = None
+    """Human review state; the operator never overwrites it."""
+
+    def to_k8s(self) -> dict[str, object]:
+        """The spec as the API expects it (camelCase keys, no nulls)."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")

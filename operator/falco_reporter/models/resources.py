@@ -1,0 +1,90 @@
+"""Names and shapes of the custom resources, shared by every layer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from falco_reporter import API_GROUP, API_VERSION
+from falco_reporter.models.enrichment import Enrichment
+from falco_reporter.models.report import Occurrences
+
+FALCOALERTS = "falcoalerts"
+ALERTREPORTS = "alertreports"
+API = f"{API_GROUP}/{API_VERSION}"
+MANAGED_BY = "falco-reporter"
+
+COND_ENRICHED = "Enriched"
+COND_REPORTED = "Reported"
+
+
+def now_rfc3339() -> str:
+    """The current UTC time as Kubernetes prints it (seconds precision)."""
+    return datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Condition(BaseModel):
+    """A Kubernetes-style status condition."""
+
+    model_config = ConfigDict(populate_by_name=True, use_attribute_docstrings=True)
+
+    type: str
+    """Condition type, e.g. Enriched or Reported."""
+    status: str
+    """True, False or Unknown."""
+    reason: str
+    """CamelCase reason for the last transition."""
+    message: str = ""
+    """Human-readable detail."""
+    last_transition_time: str = Field(default_factory=now_rfc3339, alias="lastTransitionTime")
+    """When the status last changed."""
+    observed_generation: int = Field(default=0, alias="observedGeneration")
+    """The object generation the condition was set for."""
+
+
+def set_condition(conditions: list[dict[str, Any]], new: Condition) -> list[dict[str, Any]]:
+    """Return conditions with ``new`` merged in; the transition time moves only on a status change."""
+    out = [c for c in conditions if c.get("type") != new.type]
+    old = next((c for c in conditions if c.get("type") == new.type), None)
+    entry = new.model_dump(by_alias=True)
+    if old and old.get("status") == new.status and old.get("lastTransitionTime"):
+        entry["lastTransitionTime"] = old["lastTransitionTime"]
+    out.append(entry)
+    return sorted(out, key=lambda c: str(c["type"]))
+
+
+class ReportRef(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, use_attribute_docstrings=True)
+
+    name: str
+    """Name of the AlertReport (equal to the FalcoAlert's name)."""
+
+
+class FalcoAlertStatus(BaseModel):
+    """Observed state of a FalcoAlert: occurrences, enrichment and report progress."""
+
+    model_config = ConfigDict(populate_by_name=True, use_attribute_docstrings=True)
+
+    occurrences: Occurrences | None = None
+    """How often this alert fired; repeats are merged here instead of creating objects."""
+    enrichment: Enrichment | None = None
+    """Context looked up from the API server (pod, owners, images, security settings)."""
+    conditions: list[Condition] = Field(default_factory=list)
+    """Enriched and Reported conditions."""
+    report_ref: ReportRef | None = Field(default=None, alias="reportRef")
+    """The AlertReport written for this alert."""
+    observed_generation: int = Field(default=0, alias="observedGeneration")
+    """The generation last processed."""
+
+
+class AlertReportStatus(BaseModel):
+    """Observed state of an AlertReport."""
+
+    model_config = ConfigDict(populate_by_name=True, use_attribute_docstrings=True)
+
+    conditions: list[Condition] = Field(default_factory=list)
+    """Validated and Exported conditions."""
+    observed_generation: int = Field(default=0, alias="observedGeneration")
+    """The generation last processed."""

@@ -1,0 +1,1 @@
+"""The HTTP receiver: Falco/Falcosidekick POST alerts here; they become FalcoAlert objects."""

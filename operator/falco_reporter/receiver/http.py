@@ -1,0 +1,176 @@
+"""aiohttp application: thin handlers that validate, call the ingest service, and answer."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from falco_reporter.kube.errors import KubeError, KubeInvalid, KubeUnavailable
+from falco_reporter.models.falco import InvalidAlert, normalise, parse_alert_body
+from falco_reporter.receiver.ingest import IngestService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReceiverSettings:
+    host: str = "0.0.0.0"  # noqa: S104 - a receiver in a pod must listen on the pod IP
+    port: int = 8080
+    token: str = ""
+    max_body: int = 1024 * 1024
+    request_timeout: float = 5.0
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+
+
+ReadyProbe = Callable[[], Awaitable[bool]]
+SERVICE_KEY = web.AppKey("ingest", IngestService)
+SETTINGS_KEY = web.AppKey("settings", ReceiverSettings)
+PROBE_KEY: web.AppKey[ReadyProbe] = web.AppKey("ready_probe")
+
+
+def _error(status: int, code: str, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status, headers=headers or None)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer every failure as JSON and never let one request take the process down."""
+    try:
+        return await handler(request)
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[SETTINGS_KEY].max_body
+        return _error(413, "body_too_large", f"body exceeds the limit of {limit} bytes")
+    except web.HTTPNotFound:
+        return _error(404, "not_found", f"no such endpoint: {request.method} {request.path}")
+    except web.HTTPMethodNotAllowed as exc:
+        return _error(
+            405, "method_not_allowed", f"{request.method} not allowed; use {', '.join(exc.allowed_methods)}"
+        )
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unexpected error handling %s %s", request.method, request.path)
+        return _error(503, "internal_error", "the alert was not stored; retry", **{"Retry-After": "1"})
+
+
+async def post_alert(request: web.Request) -> web.Response:
+    """Validate one Falco alert, store or merge it, and answer 202 only once it is persisted."""
+    settings: ReceiverSettings = request.app[SETTINGS_KEY]
+    if settings.token:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {settings.token}".encode()):
+            return _error(
+                401, "unauthorized", "missing or wrong bearer token", **{"WWW-Authenticate": "Bearer"}
+            )
+    if request.content_length is not None and request.content_length > settings.max_body:
+        return _error(413, "body_too_large", f"body exceeds the limit of {settings.max_body} bytes")
+    body = await request.read()
+    try:
+        spec = normalise(parse_alert_body(body))
+    except InvalidAlert as exc:
+        return _error(400, "invalid_alert", str(exc))
+    service = request.app[SERVICE_KEY]
+    try:
+        result = await asyncio.wait_for(service.ingest(spec), timeout=settings.request_timeout)
+    except TimeoutError:
+        return _error(
+            503, "timeout", f"not stored within {settings.request_timeout:g}s; retry", **{"Retry-After": "1"}
+        )
+    except KubeInvalid as exc:
+        return _error(400, "rejected_by_api_server", str(exc))
+    except KubeUnavailable as exc:
+        return _error(503, "api_unavailable", f"the alert was not stored: {exc}", **{"Retry-After": "2"})
+    except KubeError as exc:
+        return _error(503, "api_error", f"the alert was not stored: {exc}", **{"Retry-After": "5"})
+    return web.json_response(
+        {"status": "accepted", "namespace": result.namespace, "name": result.name, "created": result.created},
+        status=202,
+    )
+
+
+async def healthz(_: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when the API server answered recently: stop sending us alerts we could not store."""
+    if await request.app[PROBE_KEY]():
+        return web.json_response({"status": "ready"})
+    return _error(503, "not_ready", "the Kubernetes API server is not reachable")
+
+
+def build_app(
+    service: IngestService,
+    settings: ReceiverSettings,
+    ready_probe: ReadyProbe,
+    extra_routes: list[web.RouteDef] | None = None,
+) -> web.Application:
+    """The receiver application (also mounted next to the operator in ``run``)."""
+    app = web.Application(client_max_size=settings.max_body, middlewares=[_errors])
+    app[SERVICE_KEY] = service
+    app[SETTINGS_KEY] = settings
+    app[PROBE_KEY] = ready_probe
+    app.add_routes(
+        [
+            web.post("/v1/alerts", post_alert),
+            web.get("/healthz", healthz),
+            web.get("/readyz", readyz),
+            *(extra_routes or []),
+        ]
+    )
+    return app
+
+
+def ssl_context(settings: ReceiverSettings) -> ssl.SSLContext | None:
+    """HTTPS when a certificate is configured; mutual TLS when a client CA is too."""
+    if not settings.tls_cert:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(settings.tls_cert, settings.tls_key or None)
+    if settings.tls_client_ca:
+        ctx.load_verify_locations(settings.tls_client_ca)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def cached_probe(check: Callable[[], bool], ttl: float = 5.0) -> ReadyProbe:
+    """Run a blocking readiness check at most every ``ttl`` seconds."""
+    state: dict[str, Any] = {"at": 0.0, "ok": False}
+
+    async def probe() -> bool:
+        if time.monotonic() - state["at"] > ttl:
+            try:
+                state["ok"] = await asyncio.to_thread(check)
+            except Exception:
+                state["ok"] = False
+            state["at"] = time.monotonic()
+        return bool(state["ok"])
+
+    return probe
+
+
+async def serve(app: web.Application, settings: ReceiverSettings, stop: asyncio.Event) -> None:
+    """Serve until ``stop`` is set."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context(settings))
+    await site.start()
+    log.info("receiver listening on %s:%s", settings.host, settings.port)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,215 @@
+"""Persist alerts as FalcoAlerts, merging repeats.
+
+A first occurrence is created before the caller acknowledges it. Repeats of a known
+fingerprint are counted in memory and flushed as one status patch per object every
+``flush_interval`` seconds, so a storm of one alert costs one write every two seconds.
+A crash loses at most the unflushed repeat counts, never an alert: every distinct alert
+was stored before its 202.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from falco_reporter import __version__
+from falco_reporter.kube.errors import KubeConflict, KubeNotFound, KubeUnavailable
+from falco_reporter.kube.objects import KubeObjects
+from falco_reporter.kube.resources import CustomResources, add_occurrences
+from falco_reporter.models.falco import FalcoAlertSpec, object_name
+from falco_reporter.models.resources import API, MANAGED_BY
+
+log = logging.getLogger(__name__)
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    fallback_namespace: str = "falco-reporter"
+    flush_interval: float = 2.0
+    namespace_ttl: float = 30.0
+    known_limit: int = 200_000
+    flush_concurrency: int = 8
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    namespace: str
+    name: str
+    created: bool
+
+
+@dataclass
+class _Pending:
+    count: int = 0
+    first: str = ""
+    last: str = ""
+
+    def add(self, when: str, count: int = 1) -> None:
+        self.count += count
+        self.first = min(self.first, when) if self.first else when
+        self.last = max(self.last, when)
+
+
+@dataclass
+class IngestStats:
+    created: int = 0
+    merged: int = 0
+    flushed_patches: int = 0
+    flush_failures: int = 0
+    pending_keys: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class IngestService:
+    """Create-or-merge of FalcoAlerts; API calls run in worker threads (the client is blocking)."""
+
+    def __init__(
+        self, alerts: CustomResources, objects: KubeObjects, config: IngestConfig | None = None
+    ) -> None:
+        self._alerts = alerts
+        self._objects = objects
+        self.config = config or IngestConfig()
+        self._known: OrderedDict[Key, None] = OrderedDict()
+        self._creating: dict[Key, asyncio.Future[None]] = {}
+        self._pending: dict[Key, _Pending] = {}
+        self._namespaces: dict[str, tuple[bool, float]] = {}
+        self._flush_lock = asyncio.Lock()
+        self.stats = IngestStats()
+
+    async def ingest(self, spec: FalcoAlertSpec) -> IngestResult:
+        """Store or merge one alert. Raises KubeUnavailable when it could not be stored."""
+        name = object_name(spec)
+        namespace = await self._placement(spec.subject.namespace)
+        key = (namespace, name)
+        if key in self._known:
+            self._known.move_to_end(key)
+            self._count(key, spec.time)
+            self.stats.merged += 1
+            return IngestResult(namespace, name, created=False)
+        waiting = self._creating.get(key)
+        if waiting is not None:
+            await asyncio.shield(waiting)
+            return await self.ingest(spec)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._creating[key] = future
+        try:
+            created = await self._create(namespace, name, spec)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters retry on their own
+            raise
+        else:
+            future.set_result(None)
+        finally:
+            del self._creating[key]
+        self._remember(key)
+        self._count(key, spec.time)
+        if created:
+            self.stats.created += 1
+        else:
+            self.stats.merged += 1
+        return IngestResult(namespace, name, created=created)
+
+    async def _create(self, namespace: str, name: str, spec: FalcoAlertSpec) -> bool:
+        body = alert_object(namespace, name, spec)
+        try:
+            await asyncio.to_thread(self._alerts.create, namespace, body)
+        except KubeConflict:
+            return False
+        except KubeNotFound:
+            # The namespace vanished since we checked: forget it and use the fallback.
+            self._namespaces.pop(namespace, None)
+            if namespace == self.config.fallback_namespace:
+                raise KubeUnavailable(f"fallback namespace {namespace!r} does not exist", 404) from None
+            body["metadata"]["namespace"] = self.config.fallback_namespace
+            return await self._create(self.config.fallback_namespace, name, spec)
+        return True
+
+    async def _placement(self, namespace: str) -> str:
+        """The alert's own namespace when it exists, so namespace RBAC governs who sees it."""
+        if not namespace:
+            return self.config.fallback_namespace
+        cached = self._namespaces.get(namespace)
+        now = time.monotonic()
+        if cached is None or now - cached[1] > self.config.namespace_ttl:
+            exists = await asyncio.to_thread(self._objects.namespace_exists, namespace)
+            self._namespaces[namespace] = (exists, now)
+            if len(self._namespaces) > 10_000:
+                self._namespaces.pop(next(iter(self._namespaces)))
+        else:
+            exists = cached[0]
+        return namespace if exists else self.config.fallback_namespace
+
+    def _remember(self, key: Key) -> None:
+        self._known[key] = None
+        while len(self._known) > self.config.known_limit:
+            self._known.popitem(last=False)
+
+    def _count(self, key: Key, when: str, count: int = 1) -> None:
+        self._pending.setdefault(key, _Pending()).add(when, count)
+        self.stats.pending_keys = len(self._pending)
+
+    async def flush(self) -> None:
+        """Write pending counts; failed writes stay pending for the next flush."""
+        async with self._flush_lock:
+            batch, self._pending = self._pending, {}
+            self.stats.pending_keys = 0
+            if not batch:
+                return
+            limit = asyncio.Semaphore(self.config.flush_concurrency)
+
+            async def one(key: Key, pending: _Pending) -> None:
+                async with limit:
+                    try:
+                        await asyncio.to_thread(
+                            add_occurrences,
+                            self._alerts,
+                            key[0],
+                            key[1],
+                            pending.count,
+                            pending.first,
+                            pending.last,
+                        )
+                        self.stats.flushed_patches += 1
+                    except KubeNotFound:
+                        # Deleted by a user: forget it; the next alert recreates it.
+                        self._known.pop(key, None)
+                    except Exception as exc:
+                        self.stats.flush_failures += 1
+                        log.warning("flush of %s/%s failed, will retry: %s", key[0], key[1], exc)
+                        self._pending.setdefault(key, _Pending()).add(pending.first, pending.count)
+                        self._pending[key].add(pending.last, 0)
+
+            await asyncio.gather(*(one(k, p) for k, p in batch.items()))
+
+    async def run_flusher(self, stop: asyncio.Event) -> None:
+        """Flush every interval until ``stop`` is set, then flush once more."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.config.flush_interval)
+            await self.flush()
+
+
+def alert_object(namespace: str, name: str, spec: FalcoAlertSpec) -> dict[str, Any]:
+    """The FalcoAlert manifest for a first occurrence."""
+    return {
+        "apiVersion": API,
+        "kind": "FalcoAlert",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {
+                "app.kubernetes.io/managed-by": MANAGED_BY,
+                "falcoreporter.io/fingerprint": spec.fingerprint,
+                "falcoreporter.io/priority": spec.priority.lower(),
+            },
+            "annotations": {"falcoreporter.io/receiver-version": __version__},
+        },
+        "spec": spec.model_dump(by_alias=True, mode="json"),
+    }

@@ -1,0 +1,1 @@
+"""The operator: kopf handlers (thin) and the reconcile service they call."""

@@ -1,0 +1,186 @@
+"""Reconcile one FalcoAlert: enrich it, write its AlertReport, keep occurrences in sync.
+
+Every step is idempotent: the report's name is the alert's name, a 409 on create means it
+is already done, and the report is owned by the alert (garbage-collected with it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from falco_reporter.enrichment.service import enrich
+from falco_reporter.kube.errors import KubeConflict, KubeError, KubeNotFound, KubeUnavailable
+from falco_reporter.kube.objects import KubeObjects
+from falco_reporter.kube.resources import CustomResources
+from falco_reporter.models.enrichment import Enrichment
+from falco_reporter.models.falco import FalcoAlertSpec
+from falco_reporter.models.report import AlertReportSpec, Occurrences
+from falco_reporter.models.resources import API, COND_ENRICHED, COND_REPORTED, MANAGED_BY, Condition
+from falco_reporter.reporting.service import ReportService
+
+log = logging.getLogger(__name__)
+
+
+class InvalidFalcoAlert(Exception):
+    """The FalcoAlert's spec does not match the model; retrying cannot help."""
+
+
+class RetryLater(Exception):
+    """The API server is unavailable or refused us; retry after ``delay`` seconds."""
+
+    def __init__(self, message: str, delay: float = 10.0) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the handler writes into the FalcoAlert's status."""
+
+    enrichment: Enrichment | None
+    report_name: str
+    conditions: list[Condition]
+    created: bool
+    count: int = 0
+
+
+class AlertReconciler:
+    def __init__(
+        self,
+        alerts: CustomResources,
+        reports: CustomResources,
+        objects: KubeObjects,
+        writer: ReportService,
+    ) -> None:
+        self._alerts = alerts
+        self._reports = reports
+        self._objects = objects
+        self._writer = writer
+
+    async def reconcile(
+        self,
+        *,
+        namespace: str,
+        name: str,
+        uid: str,
+        generation: int,
+        spec: dict[str, Any],
+        status: dict[str, Any],
+    ) -> Outcome:
+        """Enrich the alert and create its report (or find it already created)."""
+        try:
+            alert = FalcoAlertSpec.model_validate(spec)
+        except ValidationError as exc:
+            raise InvalidFalcoAlert(
+                f"spec does not match FalcoAlert v1alpha1: {exc.error_count()} errors: "
+                f"{exc.errors()[0]['msg']}"
+            ) from exc
+        try:
+            existing = await asyncio.to_thread(self._reports.find, namespace, name)
+            if existing is not None:
+                count = int(((existing.get("spec") or {}).get("occurrences") or {}).get("count", 0))
+                return Outcome(
+                    None, name, [self._reported(generation, "AlreadyReported", "report exists")], False, count
+                )
+            enrichment = await asyncio.to_thread(enrich, alert, self._objects)
+            occurrences = _occurrences(alert, status)
+            ctx = self._writer.context(
+                alert, enrichment, name=name, namespace=namespace, occurrences=occurrences, uid=uid
+            )
+            report = await self._writer.write(ctx)
+            created = await asyncio.to_thread(self._create_report, namespace, name, uid, report)
+        except KubeUnavailable as exc:
+            raise RetryLater(f"API server unavailable: {exc}", delay=5) from exc
+        except KubeError as exc:
+            raise RetryLater(f"API error: {exc}", delay=30) from exc
+        enriched = Condition(
+            type=COND_ENRICHED,
+            status="True",
+            reason="PodFound" if enrichment.pod_found else ("PodMissing" if enrichment.missing else "NoPod"),
+            message="; ".join(enrichment.notes + [f"missing {m}" for m in enrichment.missing])[:1000],
+            observed_generation=generation,
+        )
+        reason = "ReportWritten" if not report.writer.fallback_reason else "ReportWrittenByFallback"
+        message = f"written by {report.writer.backend}" + (
+            f" ({report.writer.fallback_reason})" if report.writer.fallback_reason else ""
+        )
+        return Outcome(
+            enrichment,
+            name,
+            [enriched, self._reported(generation, reason, message)],
+            created,
+            occurrences.count,
+        )
+
+    @staticmethod
+    def _reported(generation: int, reason: str, message: str) -> Condition:
+        return Condition(
+            type=COND_REPORTED,
+            status="True",
+            reason=reason,
+            message=message[:1000],
+            observed_generation=generation,
+        )
+
+    def _create_report(self, namespace: str, name: str, uid: str, report: AlertReportSpec) -> bool:
+        body = report_object(namespace, name, uid, report)
+        try:
+            self._reports.create(namespace, body)
+        except KubeConflict:
+            return False
+        return True
+
+    async def sync_occurrences(self, namespace: str, name: str, occurrences: dict[str, Any]) -> bool:
+        """Copy the alert's occurrences into its report without regenerating it."""
+        try:
+            occ = Occurrences.model_validate(occurrences)
+        except ValidationError:
+            return False
+        patch = {"spec": {"occurrences": occ.model_dump(by_alias=True)}}
+        try:
+            await asyncio.to_thread(self._reports.patch, namespace, name, patch)
+        except KubeNotFound:
+            return False
+        except KubeUnavailable as exc:
+            raise RetryLater(str(exc), delay=5) from exc
+        return True
+
+
+def _occurrences(alert: FalcoAlertSpec, status: dict[str, Any]) -> Occurrences:
+    occ = (status or {}).get("occurrences") or {}
+    return Occurrences(
+        count=max(1, int(occ.get("count", 1))),
+        first_seen=occ.get("firstSeen") or alert.time,
+        last_seen=occ.get("lastSeen") or alert.time,
+    )
+
+
+def report_object(namespace: str, name: str, alert_uid: str, report: AlertReportSpec) -> dict[str, Any]:
+    """The AlertReport manifest, owned by its FalcoAlert."""
+    meta: dict[str, Any] = {
+        "name": name,
+        "namespace": namespace,
+        "labels": {
+            "app.kubernetes.io/managed-by": MANAGED_BY,
+            "falcoreporter.io/severity": report.severity,
+            "falcoreporter.io/verdict": report.verdict,
+            "falcoreporter.io/writer": report.writer.backend,
+        },
+    }
+    if alert_uid:
+        meta["ownerReferences"] = [
+            {
+                "apiVersion": API,
+                "kind": "FalcoAlert",
+                "name": name,
+                "uid": alert_uid,
+                "controller": True,
+                "blockOwnerDeletion": False,
+            }
+        ]
+    return {"apiVersion": API, "kind": "AlertReport", "metadata": meta, "spec": report.to_k8s()}

@@ -1,0 +1,1 @@
+"""Reporting: turn an alert, its enrichment and the knowledge base into an AlertReport."""

@@ -1,0 +1,147 @@
+"""Assemble a validated AlertReport from a writer's draft, falling back to the built-in writer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from falco_reporter.knowledge.base import KnowledgeBase
+from falco_reporter.models.enrichment import Enrichment
+from falco_reporter.models.falco import FalcoAlertSpec
+from falco_reporter.models.report import (
+    AlertRef,
+    AlertReportSpec,
+    Occurrences,
+    ProcessInfo,
+    ReportMitigation,
+    Subject,
+    Workload,
+)
+from falco_reporter.reporting import markdown
+from falco_reporter.reporting.builtin import BuiltinWriter
+from falco_reporter.reporting.context import ReportContext, ReportDraft, ReportWriter, WriterFailed
+from falco_reporter.validation import ValidationResult, validate_snippet
+
+log = logging.getLogger(__name__)
+
+#: Extra check for Kubernetes manifests (a server-side dry run when the operator runs).
+ManifestCheck = Callable[[str], ValidationResult]
+
+
+class ReportService:
+    """Writes one report per alert: the configured writer first, the built-in writer on failure."""
+
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        writer: ReportWriter | None = None,
+        *,
+        timeout: float = 120.0,
+        manifest_check: ManifestCheck | None = None,
+    ) -> None:
+        self._kb = kb
+        self._writer = writer
+        self._builtin = BuiltinWriter()
+        self._timeout = timeout
+        self._manifest_check = manifest_check
+
+    def context(
+        self,
+        alert: FalcoAlertSpec,
+        enrichment: Enrichment,
+        *,
+        name: str,
+        namespace: str,
+        occurrences: Occurrences,
+        uid: str = "",
+    ) -> ReportContext:
+        return ReportContext(
+            alert=alert,
+            enrichment=enrichment,
+            entry=self._kb.get(alert.rule),
+            alert_name=name,
+            alert_namespace=namespace,
+            occurrences=occurrences,
+            alert_uid=uid,
+            knowledge_version=self._kb.version,
+        )
+
+    async def write(self, ctx: ReportContext) -> AlertReportSpec:
+        """A complete report; never raises for writer problems (the reason is recorded instead)."""
+        draft: ReportDraft | None = None
+        reason = ""
+        if self._writer is not None:
+            started = time.monotonic()
+            try:
+                draft = await asyncio.wait_for(self._writer.write(ctx), timeout=self._timeout)
+                draft.writer.latency_ms = draft.writer.latency_ms or int((time.monotonic() - started) * 1000)
+            except TimeoutError:
+                reason = f"{self._writer.backend} writer timed out after {self._timeout:g}s"
+            except WriterFailed as exc:
+                reason = str(exc)
+            except Exception as exc:  # a writer bug must not cost the report
+                log.exception("report writer %s failed", self._writer.backend)
+                reason = f"{self._writer.backend} writer failed: {type(exc).__name__}: {exc}"
+        if draft is None:
+            draft = self._builtin.write_sync(ctx, fallback_reason=reason)
+        return self.assemble(ctx, draft)
+
+    def write_builtin(self, ctx: ReportContext) -> AlertReportSpec:
+        """The built-in report, synchronously (offline ``render``)."""
+        return self.assemble(ctx, self._builtin.write_sync(ctx))
+
+    def assemble(self, ctx: ReportContext, draft: ReportDraft) -> AlertReportSpec:
+        """Add identity and subject, validate every snippet, and render Markdown."""
+        spec = AlertReportSpec(
+            alert_ref=AlertRef(name=ctx.alert_name, namespace=ctx.alert_namespace, uid=ctx.alert_uid),
+            rule=ctx.alert.rule,
+            priority=ctx.alert.priority,
+            source=ctx.alert.source,
+            occurrences=ctx.occurrences,
+            subject=subject_of(ctx.alert, ctx.enrichment),
+            summary=draft.summary,
+            analysis=draft.analysis,
+            severity=draft.severity,
+            verdict=draft.verdict,
+            verdict_reason=draft.verdict_reason,
+            mitre=draft.mitre,
+            false_positive_hints=draft.false_positive_hints,
+            mitigations=[m for m in (self._validated(m) for m in draft.mitigations) if m is not None],
+            investigation=draft.investigation,
+            references=[r for r in draft.references if self._kb.allowed_url(r.url)],
+            writer=draft.writer,
+        )
+        spec.markdown = markdown.render(spec)
+        return spec
+
+    def _validated(self, mitigation: ReportMitigation) -> ReportMitigation | None:
+        result = validate_snippet(mitigation.kind, mitigation.language, mitigation.snippet)
+        if result.ok and mitigation.kind == "kubernetes-manifest" and self._manifest_check is not None:
+            result = self._manifest_check(mitigation.snippet)
+        if not result.ok:
+            log.warning("dropping mitigation %r: %s", mitigation.title, "; ".join(result.errors))
+            return None
+        return mitigation.model_copy(update={"validated": result.summary()})
+
+
+def subject_of(alert: FalcoAlertSpec, enrichment: Enrichment) -> Subject:
+    """The report's subject: the enrichment where it found things, else what the alert says."""
+    return Subject(
+        namespace=enrichment.namespace or alert.subject.namespace,
+        pod=enrichment.pod or alert.subject.pod,
+        container=enrichment.container.name or alert.subject.container_name,
+        image=enrichment.container.image or alert.subject.image,
+        image_digest=enrichment.container.image_digest,
+        workload=Workload(kind=enrichment.workload.kind, name=enrichment.workload.name),
+        node=enrichment.node or alert.hostname,
+        service_account=enrichment.service_account,
+        process=ProcessInfo(
+            name=alert.text("proc.name") or "",
+            exepath=alert.text("proc.exepath") or alert.text("proc.exe") or "",
+            cmdline=alert.text("proc.cmdline") or "",
+            parent=alert.text("proc.pname") or "",
+            user=alert.text("user.name") or alert.text("ka.user.name") or "",
+        ),
+    )

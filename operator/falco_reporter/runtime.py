@@ -1,0 +1,121 @@
+"""Wire the layers together and run the operator and/or the receiver in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from falco_reporter.knowledge.base import load as load_knowledge
+from falco_reporter.kube.client import connect
+from falco_reporter.kube.objects import KubeObjects
+from falco_reporter.kube.resources import CustomResources
+from falco_reporter.models.resources import ALERTREPORTS, FALCOALERTS
+from falco_reporter.receiver.http import ReceiverSettings, build_app, cached_probe, serve
+from falco_reporter.receiver.ingest import IngestConfig, IngestService
+from falco_reporter.reconciler.handlers import register
+from falco_reporter.reconciler.service import AlertReconciler
+from falco_reporter.reporting.service import ReportService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    kubeconfig: str | None = None
+    namespaces: tuple[str, ...] = ()
+    fallback_namespace: str = "falco-reporter"
+    peering: str = ""
+    liveness: str = ""
+    receiver: ReceiverSettings | None = field(default_factory=ReceiverSettings)
+    flush_interval: float = 2.0
+
+
+def _ingest(settings: RunSettings) -> tuple[IngestService, Any]:
+    kube = connect(settings.kubeconfig)
+    objects = KubeObjects(kube)
+    service = IngestService(
+        CustomResources(kube, FALCOALERTS),
+        objects,
+        IngestConfig(fallback_namespace=settings.fallback_namespace, flush_interval=settings.flush_interval),
+    )
+    return service, cached_probe(lambda: objects.namespace_exists(settings.fallback_namespace) or True)
+
+
+async def _receiver(settings: RunSettings, stop: asyncio.Event) -> None:
+    assert settings.receiver is not None
+    service, probe = _ingest(settings)
+    flusher = asyncio.create_task(service.run_flusher(stop))
+    try:
+        await serve(build_app(service, settings.receiver, probe), settings.receiver, stop)
+    finally:
+        stop.set()
+        await flusher
+
+
+async def run_receiver(settings: RunSettings) -> None:
+    """The receiver alone (it scales as its own Deployment)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await _receiver(settings, stop)
+
+
+def build_registry(settings: RunSettings) -> kopf.OperatorRegistry:
+    """The kopf registry with our handlers, login and persistence settings."""
+    kube = connect(settings.kubeconfig)
+    reconciler = AlertReconciler(
+        CustomResources(kube, FALCOALERTS),
+        CustomResources(kube, ALERTREPORTS),
+        KubeObjects(kube),
+        ReportService(load_knowledge()),
+    )
+    registry = kopf.OperatorRegistry()
+    register(registry, reconciler)
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        # Our CRD schemas are structural; keep kopf's bookkeeping in annotations, not status.
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="falcoreporter.io")
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix="falcoreporter.io", key="last-handled-configuration"
+        )
+        settings.posting.level = logging.WARNING
+        settings.watching.server_timeout = 300
+        settings.networking.request_timeout = 30
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        if os.environ.get("KUBERNETES_SERVICE_HOST") and not settings.kubeconfig:
+            return kopf.login_with_service_account(**kwargs)
+        return kopf.login_with_kubeconfig(**kwargs)
+
+    return registry
+
+
+async def run_operator(settings: RunSettings) -> None:
+    """The kopf operator, with the receiver embedded in the same loop unless disabled."""
+    if settings.kubeconfig:
+        os.environ["KUBECONFIG"] = settings.kubeconfig
+    registry = build_registry(settings)
+    stop = asyncio.Event()
+    receiver = asyncio.create_task(_receiver(settings, stop)) if settings.receiver else None
+    try:
+        await kopf.operator(
+            registry=registry,
+            clusterwide=not settings.namespaces,
+            namespaces=settings.namespaces,
+            standalone=not settings.peering,
+            peering_name=settings.peering or None,
+            liveness_endpoint=settings.liveness or None,
+        )
+    finally:
+        stop.set()
+        if receiver is not None:
+            await receiver
