@@ -138,6 +138,48 @@ def build_parser() -> argparse.ArgumentParser:
         help="namespace of the report when the alert names none (default %(default)s)",
     )
 
+    exp = sub.add_parser(
+        "export",
+        help="write AlertReports as Markdown and YAML files for review in git",
+        description="Export AlertReports to DIR/<namespace>/<report>.md and .yaml (clean, re-appliable "
+        "manifests), Kubernetes remediation manifests as <report>.remediation-<n>.yaml, and an index "
+        "DIR/README.md by severity and verdict. Output is deterministic: exporting twice with no change "
+        "rewrites nothing. Files of reports that no longer exist are removed; other files in DIR are "
+        "left alone.",
+    )
+    exp.add_argument("--dir", required=True, type=Path, help="directory to write (created if missing)")
+    scope = exp.add_mutually_exclusive_group()
+    scope.add_argument("--namespace", "-n", help="export reports of this namespace only")
+    scope.add_argument(
+        "--all-namespaces",
+        "-A",
+        action="store_true",
+        help="export reports of every namespace (the default when --namespace is not given)",
+    )
+    exp.add_argument(
+        "--since", help="only reports whose last occurrence is within this duration, e.g. 24h, 7d"
+    )
+    exp.add_argument(
+        "--format", default="markdown,yaml", help="comma-separated: markdown, yaml (default %(default)s)"
+    )
+    exp.add_argument(
+        "--kubeconfig", default=None, help="kubeconfig file (default: $KUBECONFIG, then in-cluster)"
+    )
+
+    sup = sub.add_parser(
+        "suppressions",
+        help="print every accepted false positive as one Falco rules file",
+        description="Collect the Falco exceptions the operator produced for AlertReports reviewed as "
+        "false-positive, merge them per rule, and print one rules file ready for the Falco chart's "
+        "customRules (load it after the upstream rules).",
+    )
+    sup_scope = sup.add_mutually_exclusive_group()
+    sup_scope.add_argument("--namespace", "-n", help="only this namespace's reports")
+    sup_scope.add_argument("--all-namespaces", "-A", action="store_true", help="every namespace (default)")
+    sup.add_argument(
+        "--kubeconfig", default=None, help="kubeconfig file (default: $KUBECONFIG, then in-cluster)"
+    )
+
     sub.add_parser("crds", help="print the CustomResourceDefinitions (generated from the models)")
     return parser
 
@@ -148,6 +190,13 @@ def main(argv: list[str] | None = None) -> int:
         return _crds()
     if args.command == "render":
         return _render(args)
+    if args.command == "export":
+        return _export(args)
+    if args.command == "suppressions":
+        from falco_reporter import runtime
+
+        sys.stdout.write(runtime.suppressions_file(args.kubeconfig, namespace=args.namespace))
+        return 0
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -161,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         liveness=getattr(args, "liveness", ""),
         receiver=None if getattr(args, "no_receiver", False) else _receiver_settings(args),
         flush_interval=args.flush_interval,
+        export_dir=getattr(args, "export_dir", "") or "",
+        export_interval=getattr(args, "export_interval", 30.0),
     )
     if args.command == "receiver":
         asyncio.run(runtime.run_receiver(settings))
@@ -184,6 +235,28 @@ def _receiver_settings(args: argparse.Namespace) -> Any:
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
     )
+
+
+def _export(args: argparse.Namespace) -> int:
+    from falco_reporter import runtime
+    from falco_reporter.exporting.files import FORMATS
+    from falco_reporter.exporting.service import parse_duration
+
+    formats = frozenset(f.strip() for f in args.format.split(",") if f.strip())
+    if not formats or not formats <= FORMATS:
+        print(f"falco-reporter export: --format takes {', '.join(sorted(FORMATS))}", file=sys.stderr)
+        return 2
+    try:
+        since = parse_duration(args.since) if args.since else None
+    except ValueError as exc:
+        print(f"falco-reporter export: {exc}", file=sys.stderr)
+        return 2
+    # Progress for people at a terminal; nothing on stderr when piped or in CI logs.
+    progress = (lambda line: print(line, file=sys.stderr)) if sys.stderr.isatty() else None
+    result = runtime.export_reports(
+        args.kubeconfig, args.dir, namespace=args.namespace, since=since, formats=formats, progress=progress
+    )
+    return 0 if result is not None else 1
 
 
 def _crds() -> int:

@@ -6,21 +6,28 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import kopf
 
+from falco_reporter.exporting.files import ExportResult
+from falco_reporter.exporting.service import export, run_continuous
 from falco_reporter.knowledge.base import load as load_knowledge
 from falco_reporter.kube.client import connect
 from falco_reporter.kube.objects import KubeObjects
 from falco_reporter.kube.resources import CustomResources
-from falco_reporter.models.resources import ALERTREPORTS, FALCOALERTS
+from falco_reporter.models.resources import ALERTREPORTS, FALCOALERTS, LABEL_FALSE_POSITIVE
 from falco_reporter.receiver.http import ReceiverSettings, build_app, cached_probe, serve
 from falco_reporter.receiver.ingest import IngestConfig, IngestService
 from falco_reporter.reconciler.handlers import register
+from falco_reporter.reconciler.review import ReviewReconciler
 from falco_reporter.reconciler.service import AlertReconciler
 from falco_reporter.reporting.service import ReportService
+from falco_reporter.reporting.suppression import merge_rules_file
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,8 @@ class RunSettings:
     liveness: str = ""
     receiver: ReceiverSettings | None = field(default_factory=ReceiverSettings)
     flush_interval: float = 2.0
+    export_dir: str = ""
+    export_interval: float = 30.0
 
 
 def _ingest(settings: RunSettings) -> tuple[IngestService, Any]:
@@ -70,14 +79,14 @@ async def run_receiver(settings: RunSettings) -> None:
 def build_registry(settings: RunSettings) -> kopf.OperatorRegistry:
     """The kopf registry with our handlers, login and persistence settings."""
     kube = connect(settings.kubeconfig)
-    reconciler = AlertReconciler(
+    alerts, reports, kb = (
         CustomResources(kube, FALCOALERTS),
         CustomResources(kube, ALERTREPORTS),
-        KubeObjects(kube),
-        ReportService(load_knowledge()),
+        load_knowledge(),
     )
+    reconciler = AlertReconciler(alerts, reports, KubeObjects(kube), ReportService(kb))
     registry = kopf.OperatorRegistry()
-    register(registry, reconciler)
+    register(registry, reconciler, ReviewReconciler(alerts, reports, kb))
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -106,6 +115,19 @@ async def run_operator(settings: RunSettings) -> None:
     registry = build_registry(settings)
     stop = asyncio.Event()
     receiver = asyncio.create_task(_receiver(settings, stop)) if settings.receiver else None
+    exporter = None
+    if settings.export_dir:
+        reports = CustomResources(connect(settings.kubeconfig), ALERTREPORTS)
+        namespace = settings.namespaces[0] if len(settings.namespaces) == 1 else None
+        exporter = asyncio.create_task(
+            run_continuous(
+                reports,
+                Path(settings.export_dir),
+                namespace=namespace,
+                interval=settings.export_interval,
+                stop=stop,
+            )
+        )
     try:
         await kopf.operator(
             registry=registry,
@@ -117,5 +139,32 @@ async def run_operator(settings: RunSettings) -> None:
         )
     finally:
         stop.set()
-        if receiver is not None:
-            await receiver
+        for task in (receiver, exporter):
+            if task is not None:
+                await task
+
+
+def export_reports(
+    kubeconfig: str | None,
+    directory: Path,
+    *,
+    namespace: str | None,
+    since: timedelta | None,
+    formats: frozenset[str],
+    progress: Callable[[str], None] | None,
+) -> ExportResult:
+    """One export of AlertReports into ``directory``."""
+    reports = CustomResources(connect(kubeconfig), ALERTREPORTS)
+    return export(reports, directory, namespace=namespace, since=since, formats=formats, progress=progress)
+
+
+def suppressions_file(kubeconfig: str | None, *, namespace: str | None) -> str:
+    """All accepted false positives as one Falco rules file."""
+    reports = CustomResources(connect(kubeconfig), ALERTREPORTS)
+    accepted = reports.list(namespace, label_selector=f"{LABEL_FALSE_POSITIVE}=true")
+    snippets = [
+        r["status"]["suppression"]["exception"]
+        for r in sorted(accepted, key=lambda r: (r["metadata"]["namespace"], r["metadata"]["name"]))
+        if ((r.get("status") or {}).get("suppression") or {}).get("exception")
+    ]
+    return merge_rules_file(snippets)

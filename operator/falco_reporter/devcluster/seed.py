@@ -25,7 +25,11 @@ class SeedError(RuntimeError):
 def _kubectl(kubectl: str, kubeconfig: str, *args: str, stdin: str | None = None) -> str:
     proc = subprocess.run(
         [kubectl, "--kubeconfig", kubeconfig, *args],
-        input=stdin, capture_output=True, text=True, timeout=60, check=False,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     if proc.returncode != 0:
         raise SeedError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
@@ -52,13 +56,30 @@ def seed(kubectl: str, kubeconfig: str, manifest: Path | str, *, namespace: str 
         for ref in meta.get("ownerReferences", []):
             ref.setdefault("uid", uids.get((ref["kind"], ns, ref["name"]), ""))
             if not ref["uid"]:
-                raise SeedError(f"{doc['kind']} {ns}/{meta['name']}: owner {ref['kind']}/{ref['name']} not seeded first")
-        out = json.loads(_kubectl(kubectl, kubeconfig, "create", "-f", "-", "-o", "json", stdin=json.dumps(doc)))
+                raise SeedError(
+                    f"{doc['kind']} {ns}/{meta['name']}: owner {ref['kind']}/{ref['name']} not seeded first"
+                )
+        out = json.loads(
+            _kubectl(kubectl, kubeconfig, "create", "-f", "-", "-o", "json", stdin=json.dumps(doc))
+        )
         uids[(doc["kind"], ns, meta["name"])] = out["metadata"]["uid"]
         if status is not None:
-            out = json.loads(_kubectl(
-                kubectl, kubeconfig, "patch", doc["kind"].lower(), meta["name"], "-n", ns, "--subresource=status",
-                "--type=merge", "-p", json.dumps({"status": status}), "-o", "json",
-            ))
+            out = json.loads(
+                _kubectl(
+                    kubectl,
+                    kubeconfig,
+                    "patch",
+                    doc["kind"].lower(),
+                    meta["name"],
+                    "-n",
+                    ns,
+                    "--subresource=status",
+                    "--type=merge",
+                    "-p",
+                    json.dumps({"status": status}),
+                    "-o",
+                    "json",
+                )
+            )
         created.append(out)
     return created

@@ -18,6 +18,9 @@ MANAGED_BY = "falco-reporter"
 
 COND_ENRICHED = "Enriched"
 COND_REPORTED = "Reported"
+COND_FALSE_POSITIVE = "FalsePositiveAccepted"
+COND_SUPPRESSED = "Suppressed"
+LABEL_FALSE_POSITIVE = "falcoreporter.io/false-positive"
 
 
 def now_rfc3339() -> str:
@@ -79,12 +82,35 @@ class FalcoAlertStatus(BaseModel):
     """The generation last processed."""
 
 
+class Suppression(BaseModel):
+    """A Falco exception for exactly this alert's pattern, produced when a reviewer marks it false-positive."""
+
+    model_config = ConfigDict(populate_by_name=True, use_attribute_docstrings=True)
+
+    rule: str
+    """The rule the exception applies to."""
+    exception: str
+    """A Falco rules-file item appending the exception (load it after the upstream rules)."""
+    validated: str = ""
+    """What was checked on the exception and the outcome."""
+    fingerprint: str = ""
+    """Fingerprint of the alert pattern; later alerts with it are marked suppressed."""
+    accepted_by: str = Field(default="", alias="acceptedBy")
+    """Who set the review to false-positive."""
+    accepted_at: str = Field(default="", alias="acceptedAt")
+    """When the operator accepted the review."""
+
+
 class AlertReportStatus(BaseModel):
     """Observed state of an AlertReport."""
 
     model_config = ConfigDict(populate_by_name=True, use_attribute_docstrings=True)
 
     conditions: list[Condition] = Field(default_factory=list)
-    """Validated and Exported conditions."""
+    """FalsePositiveAccepted and other conditions."""
+    suppression: Suppression | None = None
+    """The accepted Falco exception, when the review state is false-positive."""
+    suppressed_occurrences: int = Field(default=0, alias="suppressedOccurrences")
+    """Occurrences seen after the false positive was accepted."""
     observed_generation: int = Field(default=0, alias="observedGeneration")
     """The generation last processed."""

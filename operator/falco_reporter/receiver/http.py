@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from falco_reporter import metrics
 from falco_reporter.kube.errors import KubeError, KubeInvalid, KubeUnavailable
 from falco_reporter.models.falco import InvalidAlert, normalise, parse_alert_body
 from falco_reporter.receiver.ingest import IngestService
@@ -39,6 +40,7 @@ PROBE_KEY: web.AppKey[ReadyProbe] = web.AppKey("ready_probe")
 
 
 def _error(status: int, code: str, message: str, **headers: str) -> web.Response:
+    metrics.ALERTS_REJECTED.labels(code).inc()
     return web.json_response({"error": code, "message": message}, status=status, headers=headers or None)
 
 
@@ -68,6 +70,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 async def post_alert(request: web.Request) -> web.Response:
     """Validate one Falco alert, store or merge it, and answer 202 only once it is persisted."""
+    started = time.perf_counter()
+    metrics.ALERTS_RECEIVED.inc()
     settings: ReceiverSettings = request.app[SETTINGS_KEY]
     if settings.token:
         given = request.headers.get("Authorization", "")
@@ -95,10 +99,16 @@ async def post_alert(request: web.Request) -> web.Response:
         return _error(503, "api_unavailable", f"the alert was not stored: {exc}", **{"Retry-After": "2"})
     except KubeError as exc:
         return _error(503, "api_error", f"the alert was not stored: {exc}", **{"Retry-After": "5"})
+    metrics.ALERTS_ACCEPTED.labels("created" if result.created else "merged").inc()
+    metrics.ACK_LATENCY.observe(time.perf_counter() - started)
     return web.json_response(
         {"status": "accepted", "namespace": result.namespace, "name": result.name, "created": result.created},
         status=202,
     )
+
+
+async def metrics_endpoint(_: web.Request) -> web.Response:
+    return web.Response(body=metrics.exposition(), content_type="text/plain", charset="utf-8")
 
 
 async def healthz(_: web.Request) -> web.Response:
@@ -128,6 +138,7 @@ def build_app(
             web.post("/v1/alerts", post_alert),
             web.get("/healthz", healthz),
             web.get("/readyz", readyz),
+            web.get("/metrics", metrics_endpoint),
             *(extra_routes or []),
         ]
     )

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from falco_reporter import __version__
+from falco_reporter import __version__, metrics
 from falco_reporter.kube.errors import KubeConflict, KubeNotFound, KubeUnavailable
 from falco_reporter.kube.objects import KubeObjects
 from falco_reporter.kube.resources import CustomResources, add_occurrences
@@ -94,19 +94,16 @@ class IngestService:
             return IngestResult(namespace, name, created=False)
         waiting = self._creating.get(key)
         if waiting is not None:
-            await asyncio.shield(waiting)
+            # Another request is creating this object: wait for its attempt, then retry
+            # (it is known now, or that attempt failed and this one tries itself).
+            await asyncio.wait([waiting])
             return await self.ingest(spec)
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._creating[key] = future
+        attempt: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._creating[key] = attempt
         try:
             created = await self._create(namespace, name, spec)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters retry on their own
-            raise
-        else:
-            future.set_result(None)
         finally:
+            attempt.set_result(None)
             del self._creating[key]
         self._remember(key)
         self._count(key, spec.time)
@@ -154,12 +151,14 @@ class IngestService:
     def _count(self, key: Key, when: str, count: int = 1) -> None:
         self._pending.setdefault(key, _Pending()).add(when, count)
         self.stats.pending_keys = len(self._pending)
+        metrics.PENDING_REPEATS.set(len(self._pending))
 
     async def flush(self) -> None:
         """Write pending counts; failed writes stay pending for the next flush."""
         async with self._flush_lock:
             batch, self._pending = self._pending, {}
             self.stats.pending_keys = 0
+            metrics.PENDING_REPEATS.set(0)
             if not batch:
                 return
             limit = asyncio.Semaphore(self.config.flush_concurrency)
@@ -177,11 +176,13 @@ class IngestService:
                             pending.last,
                         )
                         self.stats.flushed_patches += 1
+                        metrics.FLUSHES.labels("ok").inc()
                     except KubeNotFound:
                         # Deleted by a user: forget it; the next alert recreates it.
                         self._known.pop(key, None)
                     except Exception as exc:
                         self.stats.flush_failures += 1
+                        metrics.FLUSHES.labels("retry").inc()
                         log.warning("flush of %s/%s failed, will retry: %s", key[0], key[1], exc)
                         self._pending.setdefault(key, _Pending()).add(pending.first, pending.count)
                         self._pending[key].add(pending.last, 0)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
+from falco_reporter import metrics
 from falco_reporter.enrichment.service import enrich
 from falco_reporter.kube.errors import KubeConflict, KubeError, KubeNotFound, KubeUnavailable
 from falco_reporter.kube.objects import KubeObjects
@@ -20,7 +22,14 @@ from falco_reporter.kube.resources import CustomResources
 from falco_reporter.models.enrichment import Enrichment
 from falco_reporter.models.falco import FalcoAlertSpec
 from falco_reporter.models.report import AlertReportSpec, Occurrences
-from falco_reporter.models.resources import API, COND_ENRICHED, COND_REPORTED, MANAGED_BY, Condition
+from falco_reporter.models.resources import (
+    API,
+    COND_ENRICHED,
+    COND_REPORTED,
+    COND_SUPPRESSED,
+    MANAGED_BY,
+    Condition,
+)
 from falco_reporter.reporting.service import ReportService
 
 log = logging.getLogger(__name__)
@@ -83,10 +92,8 @@ class AlertReconciler:
         try:
             existing = await asyncio.to_thread(self._reports.find, namespace, name)
             if existing is not None:
-                count = int(((existing.get("spec") or {}).get("occurrences") or {}).get("count", 0))
-                return Outcome(
-                    None, name, [self._reported(generation, "AlreadyReported", "report exists")], False, count
-                )
+                return self._existing(existing, generation, name)
+            started = time.perf_counter()
             enrichment = await asyncio.to_thread(enrich, alert, self._objects)
             occurrences = _occurrences(alert, status)
             ctx = self._writer.context(
@@ -98,6 +105,11 @@ class AlertReconciler:
             raise RetryLater(f"API server unavailable: {exc}", delay=5) from exc
         except KubeError as exc:
             raise RetryLater(f"API error: {exc}", delay=30) from exc
+        metrics.REPORT_LATENCY.observe(time.perf_counter() - started)
+        if created:
+            metrics.REPORTS.labels(report.writer.backend, report.verdict).inc()
+        for missing in enrichment.missing:
+            metrics.ENRICHMENT_GAPS.labels(missing.split(" ", 1)[0]).inc()
         enriched = Condition(
             type=COND_ENRICHED,
             status="True",
@@ -116,6 +128,22 @@ class AlertReconciler:
             created,
             occurrences.count,
         )
+
+    def _existing(self, report: dict[str, Any], generation: int, name: str) -> Outcome:
+        """The report exists (a restart, or a recurring alert): never rewrite it, maybe mark it suppressed."""
+        count = int(((report.get("spec") or {}).get("occurrences") or {}).get("count", 0))
+        conditions = [self._reported(generation, "AlreadyReported", "report exists")]
+        if (report.get("status") or {}).get("suppression"):
+            conditions.append(
+                Condition(
+                    type=COND_SUPPRESSED,
+                    status="True",
+                    reason="MatchesAcceptedFalsePositive",
+                    message="a reviewer accepted this pattern as a false positive; no new report was written",
+                    observed_generation=generation,
+                )
+            )
+        return Outcome(None, name, conditions, False, count)
 
     @staticmethod
     def _reported(generation: int, reason: str, message: str) -> Condition:

@@ -1,0 +1,1 @@
+"""Export AlertReports as files for review in git."""

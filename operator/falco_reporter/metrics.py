@@ -1,0 +1,70 @@
+"""Prometheus metrics shared by the receiver, the operator and the report writers.
+
+One module-level registry so ``/metrics`` shows everything the process does; the benchmark
+reads its counts from here and checks them against what it sent.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+ALERTS_RECEIVED = Counter("falco_reporter_alerts_received", "Alert requests received", registry=REGISTRY)
+ALERTS_ACCEPTED = Counter(
+    "falco_reporter_alerts_accepted", "Alerts acknowledged with 202", ["outcome"], registry=REGISTRY
+)
+ALERTS_REJECTED = Counter(
+    "falco_reporter_alerts_rejected", "Alert requests refused, by reason", ["reason"], registry=REGISTRY
+)
+ACK_LATENCY = Histogram(
+    "falco_reporter_ack_latency_seconds",
+    "Time to acknowledge an accepted alert",
+    registry=REGISTRY,
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+PENDING_REPEATS = Gauge(
+    "falco_reporter_pending_repeat_objects",
+    "FalcoAlerts with repeat counts waiting to be flushed",
+    registry=REGISTRY,
+)
+FLUSHES = Counter(
+    "falco_reporter_flush_patches", "Occurrence patches written, by result", ["result"], registry=REGISTRY
+)
+REPORTS = Counter(
+    "falco_reporter_reports_written",
+    "AlertReports created, by writer and verdict",
+    ["writer", "verdict"],
+    registry=REGISTRY,
+)
+REPORT_LATENCY = Histogram(
+    "falco_reporter_report_seconds",
+    "Time from handler start to report created",
+    registry=REGISTRY,
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+ENRICHMENT_GAPS = Counter(
+    "falco_reporter_enrichment_missing_objects",
+    "Objects enrichment looked up but did not find",
+    ["kind"],
+    registry=REGISTRY,
+)
+LLM_CALLS = Counter("falco_reporter_llm_calls", "Model calls, by result", ["result"], registry=REGISTRY)
+LLM_TOKENS = Counter("falco_reporter_llm_tokens", "Tokens used by model calls", registry=REGISTRY)
+LLM_CACHE_HITS = Counter(
+    "falco_reporter_llm_cache_hits", "Reports answered from the LLM answer cache", registry=REGISTRY
+)
+LLM_BUDGET_REJECTIONS = Counter(
+    "falco_reporter_llm_budget_rejections", "Reports not sent to the model: over budget", registry=REGISTRY
+)
+LLM_LATENCY = Histogram(
+    "falco_reporter_llm_seconds",
+    "Model call latency",
+    registry=REGISTRY,
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 20, 40, 80, 160),
+)
+
+
+def exposition() -> bytes:
+    """The text exposition format of every metric."""
+    return generate_latest(REGISTRY)
