@@ -34,13 +34,14 @@ class FalcoReporterProcess:
         self.log_path = (log_dir or Path("/tmp")) / f"falco-reporter-{self.mode}-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, wait: bool = True) -> FalcoReporterProcess:
+    def start(self, wait: bool | None = None) -> FalcoReporterProcess:
+        """Start; wait for /healthz unless told not to (there is none with --no-receiver)."""
         args = [sys.executable, "-m", "falco_reporter.cli", self.mode, "--kubeconfig", self.kubeconfig,
                 "--bind", f"127.0.0.1:{self.port}", "--flush-interval", "0.5", *self.extra]
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        if wait:
+        if wait if wait is not None else "--no-receiver" not in self.extra:
             self.wait_healthy()
         return self
 
@@ -76,7 +77,7 @@ class FalcoReporterProcess:
         self.stop(signal.SIGKILL)
 
     def __enter__(self) -> FalcoReporterProcess:
-        return self.start()
+        return self if self.proc is not None else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -56,15 +56,17 @@ def _ingest(settings: RunSettings) -> tuple[IngestService, Any]:
     return service, cached_probe(lambda: objects.namespace_exists(settings.fallback_namespace) or True)
 
 
-async def _receiver(settings: RunSettings, stop: asyncio.Event) -> None:
+def _receiver_tasks(settings: RunSettings, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+    """The receiver's server and flusher, as tasks that end (after a final flush) when ``stop`` is set."""
     assert settings.receiver is not None
     service, probe = _ingest(settings)
-    flusher = asyncio.create_task(service.run_flusher(stop))
-    try:
-        await serve(build_app(service, settings.receiver, probe), settings.receiver, stop)
-    finally:
-        stop.set()
-        await flusher
+    return [
+        asyncio.create_task(service.run_flusher(stop), name="receiver-flusher"),
+        asyncio.create_task(
+            serve(build_app(service, settings.receiver, probe), settings.receiver, stop),
+            name="receiver-server",
+        ),
+    ]
 
 
 async def run_receiver(settings: RunSettings) -> None:
@@ -73,7 +75,12 @@ async def run_receiver(settings: RunSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await _receiver(settings, stop)
+    tasks = _receiver_tasks(settings, stop)
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
 
 
 def build_registry(settings: RunSettings) -> kopf.OperatorRegistry:
@@ -114,18 +121,21 @@ async def run_operator(settings: RunSettings) -> None:
         os.environ["KUBECONFIG"] = settings.kubeconfig
     registry = build_registry(settings)
     stop = asyncio.Event()
-    receiver = asyncio.create_task(_receiver(settings, stop)) if settings.receiver else None
-    exporter = None
+    # kopf cancels every task created after it starts when it stops; ours must exist before it
+    # does, so the receiver can finish in-flight requests and flush repeat counts on shutdown.
+    tasks = _receiver_tasks(settings, stop) if settings.receiver else []
     if settings.export_dir:
         reports = CustomResources(connect(settings.kubeconfig), ALERTREPORTS)
         namespace = settings.namespaces[0] if len(settings.namespaces) == 1 else None
-        exporter = asyncio.create_task(
-            run_continuous(
-                reports,
-                Path(settings.export_dir),
-                namespace=namespace,
-                interval=settings.export_interval,
-                stop=stop,
+        tasks.append(
+            asyncio.create_task(
+                run_continuous(
+                    reports,
+                    Path(settings.export_dir),
+                    namespace=namespace,
+                    interval=settings.export_interval,
+                    stop=stop,
+                )
             )
         )
     try:
@@ -139,9 +149,7 @@ async def run_operator(settings: RunSettings) -> None:
         )
     finally:
         stop.set()
-        for task in (receiver, exporter):
-            if task is not None:
-                await task
+        await asyncio.gather(*tasks)
 
 
 def export_reports(

@@ -85,7 +85,7 @@ def _leaf(
     subject: x509.Name,
     ca_cert: x509.Certificate,
     ca_key: _Key,
-    usage: ExtendedKeyUsageOID,
+    usage: x509.ObjectIdentifier,
     sans: list[x509.GeneralName] | None = None,
 ) -> tuple[x509.Certificate, _Key]:
     key = ec.generate_private_key(ec.SECP256R1())

@@ -53,8 +53,14 @@ def spawn(argv: list[str], log: Path, *, detached: bool = False) -> Popen:
     with log.open("ab") as out:
         # A session of its own keeps a terminal's Ctrl-C away from the child: the parent stops it
         # in order instead of everything dying at once mid-request.
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True)
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
 
 
 def wait_healthy(proc: Popen, name: str, log: Path, probe: Callable[[], bool], timeout: float) -> None:
@@ -62,13 +68,15 @@ def wait_healthy(proc: Popen, name: str, log: Path, probe: Callable[[], bool], t
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
-            raise ProcessFailedError(f"{name} exited with code {proc.returncode}; last lines of {log}:\n"
-                                     f"{log_tail(log)}")
+            raise ProcessFailedError(
+                f"{name} exited with code {proc.returncode}; last lines of {log}:\n{log_tail(log)}"
+            )
         if probe():
             return
         if time.monotonic() > deadline:
-            raise ProcessFailedError(f"{name} not healthy after {timeout:.0f}s; last lines of {log}:\n"
-                                     f"{log_tail(log)}")
+            raise ProcessFailedError(
+                f"{name} not healthy after {timeout:.0f}s; last lines of {log}:\n{log_tail(log)}"
+            )
         time.sleep(0.05)
 
 
@@ -97,6 +105,7 @@ def terminate(procs: list[Popen], timeout: float = 10.0) -> None:
 
 
 # --- processes that are not our children (``devcluster down``) ---------------------------------
+
 
 def cmdline(pid: int) -> list[str]:
     """argv of ``pid`` from /proc ([] if gone, a zombie, or unreadable)."""
@@ -131,8 +140,7 @@ def kill_pid(pid: int, timeout: float = 10.0) -> None:
 # --- cleanup on interpreter exit and fatal signals ---------------------------------------------
 
 _live: dict[int, Callable[[], None]] = {}
-_atexit_installed = False
-_signals_installed = False
+_installed: set[str] = set()  # "atexit" and "signals", each installed once
 _FATAL = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
@@ -156,15 +164,14 @@ def register(key: int, stop: Callable[[], None]) -> None:
     SIGINT keeps Python's KeyboardInterrupt (the stack unwinds, then atexit runs); a handler is only
     installed for signals whose disposition is still the default, so nobody else's is replaced.
     """
-    global _atexit_installed, _signals_installed
     _live[key] = stop
-    if not _atexit_installed:
-        _atexit_installed = True
+    if "atexit" not in _installed:
+        _installed.add("atexit")
         atexit.register(stop_all)
     # signal.signal works only in the main thread; a later registration from there installs them.
-    if _signals_installed or threading.current_thread() is not threading.main_thread():
+    if "signals" in _installed or threading.current_thread() is not threading.main_thread():
         return
-    _signals_installed = True
+    _installed.add("signals")
     for sig in _FATAL:
         if signal.getsignal(sig) is signal.SIG_DFL:
             signal.signal(sig, _on_fatal_signal)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
@@ -25,21 +25,21 @@ class KnowledgeBase:
     entries: dict[str, KnowledgeEntry]
     references: tuple[Reference, ...]
     version: str
+    _folded: dict[str, KnowledgeEntry] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _urls: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Frozen: set the derived indexes once, through object.__setattr__.
+        object.__setattr__(self, "_folded", {name.casefold(): e for name, e in self.entries.items()})
+        object.__setattr__(self, "_urls", frozenset(str(r.url) for r in self.references))
 
     def get(self, rule: str) -> KnowledgeEntry | None:
         """The entry for a rule name (exact match first, then case-insensitive)."""
-        entry = self.entries.get(rule)
-        if entry is None:
-            entry = self._folded().get(rule.casefold())
-        return entry
-
-    @cache  # noqa: B019 - the instance is frozen and lives for the process
-    def _folded(self) -> dict[str, KnowledgeEntry]:
-        return {name.casefold(): e for name, e in self.entries.items()}
+        return self.entries.get(rule) or self._folded.get(rule.casefold())
 
     def allowed_url(self, url: str) -> bool:
         """True when a report may cite this URL: curated references or a MITRE ATT&CK page."""
-        return url in {str(r.url) for r in self.references} or bool(_MITRE_URL.fullmatch(url))
+        return url in self._urls or bool(_MITRE_URL.fullmatch(url))
 
 
 def slug(rule: str) -> str:

@@ -256,9 +256,9 @@ def _context_lines(ctx: ReportContext) -> list[str]:
     enr = ctx.enrichment
     lines: list[str] = []
     if enr.pod_found:
-        chain = " -> ".join(f"{o.kind}/{o.name}" for o in [*reversed(enr.owner_chain)]) or "none (bare pod)"
+        chain = " -> ".join(["Pod/" + enr.pod, *(f"{o.kind}/{o.name}" for o in enr.owner_chain)])
         lines += [
-            f"Workload: {enr.workload.kind}/{enr.workload.name} (owners: {chain})",
+            f"Workload: {enr.workload.kind}/{enr.workload.name} (owner chain: {chain})",
             f"Node: {enr.node or 'unscheduled'}",
         ]
         if enr.container.image:
