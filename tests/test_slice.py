@@ -25,7 +25,8 @@ def fallback_ns(kube_api):
     try:
         core.create_namespace({"metadata": {"name": "falco-reporter"}})
     except client.ApiException as exc:
-        assert exc.status == 409
+        if exc.status != 409:  # created by an earlier module: fine
+            raise
     return "falco-reporter"
 
 

@@ -448,6 +448,37 @@ def test_bad_falco_yaml_fragments_are_rejected(text, expected):
     assert expected in errors_of(result)
 
 
+HELM_VALUES = """\
+driver:
+  kind: modern_ebpf
+falco:
+  json_output: true
+  http_output:
+    enabled: true
+    url: http://falcosidekick:2801/
+customRules:
+  zz-local.yaml: |-
+    - list: shell_binaries
+      items: [fish]
+      override:
+        items: append
+"""
+
+
+def test_falco_helm_chart_values_are_checked_in_their_parts():
+    """Helm values: 'falco' is checked as falco.yaml and each customRules entry as a rules file."""
+    result = validate_snippet("configuration", "yaml", HELM_VALUES, known=UPSTREAM)
+    assert result.ok, result.errors
+    assert result.summary() == "falco-config: ok (Falco Helm chart values)"
+    assert "other chart values not checked: driver" in result.checks
+    broken = HELM_VALUES.replace("json_output", "json_outputs").replace(
+        "- list: shell_binaries", "- alert: x"
+    )
+    errors = errors_of(validate_snippet("configuration", "yaml", broken, known=UPSTREAM))
+    assert "falco.'json_outputs' is not a falco.yaml key" in errors
+    assert "customRules.zz-local.yaml: item 1: not a Falco rules-file item" in errors
+
+
 # --- Kubernetes manifests ------------------------------------------------------------------------
 
 GOOD_MANIFESTS = {

@@ -65,6 +65,39 @@ def _add_receiver_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _namespaces_env() -> list[str]:
+    return [n.strip() for n in _env("NAMESPACES").split(",") if n.strip()]
+
+
+def _add_llm_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "LLM writer",
+        "default: the built-in writer only; FALCO_REPORTER_LLM_* variables apply, these flags override",
+    )
+    g.add_argument(
+        "--llm-provider",
+        help="none, llamacpp, ollama, openai, openai-compatible, anthropic, azure_openai, bedrock, google",
+    )
+    g.add_argument("--llm-model", help="model name (llamacpp: taken from --llm-model-path)")
+    g.add_argument("--llm-base-url", help="endpoint (ollama, OpenAI-compatible servers, azure_openai)")
+    g.add_argument("--llm-model-path", help="GGUF model file for llamacpp")
+
+
+def _llm_config(args: argparse.Namespace) -> Any:
+    from falco_reporter.reporting.llm_config import PREFIX, LLMConfig
+
+    env = dict(os.environ)
+    for flag, name in (
+        ("llm_provider", "PROVIDER"),
+        ("llm_model", "MODEL"),
+        ("llm_base_url", "BASE_URL"),
+        ("llm_model_path", "MODEL_PATH"),
+    ):
+        if value := getattr(args, flag, None):
+            env[PREFIX + name] = value
+    return LLMConfig.from_env(env)
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--kubeconfig", default=None, help="kubeconfig file (default: $KUBECONFIG, then in-cluster)"
@@ -112,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(rec)
     _add_receiver_flags(rec)
+    rec.add_argument(
+        "--namespace",
+        action="append",
+        default=_namespaces_env(),
+        help="namespaced install: store alerts only in these namespaces (repeatable), others go to "
+        "the fallback namespace",
+    )
 
     render = sub.add_parser(
         "render",
@@ -201,7 +241,13 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     from falco_reporter import runtime
+    from falco_reporter.reporting.llm_config import LLMConfig, LLMConfigError
 
+    try:
+        llm = _llm_config(args) if args.command == "run" else LLMConfig()
+    except LLMConfigError as exc:
+        print(f"falco-reporter: {exc}", file=sys.stderr)
+        return 2
     settings = runtime.RunSettings(
         kubeconfig=args.kubeconfig,
         namespaces=tuple(getattr(args, "namespace", ()) or ()),
@@ -212,11 +258,16 @@ def main(argv: list[str] | None = None) -> int:
         flush_interval=args.flush_interval,
         export_dir=getattr(args, "export_dir", "") or "",
         export_interval=getattr(args, "export_interval", 30.0),
+        llm=llm,
     )
-    if args.command == "receiver":
-        asyncio.run(runtime.run_receiver(settings))
-    else:
-        asyncio.run(runtime.run_operator(settings))
+    try:
+        if args.command == "receiver":
+            asyncio.run(runtime.run_receiver(settings))
+        else:
+            asyncio.run(runtime.run_operator(settings))
+    except LLMConfigError as exc:  # e.g. the provider's package is not installed
+        print(f"falco-reporter: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

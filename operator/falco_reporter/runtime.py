@@ -16,6 +16,7 @@ import kopf
 
 from falco_reporter.exporting.files import ExportResult
 from falco_reporter.exporting.service import export, run_continuous
+from falco_reporter.knowledge.base import KnowledgeBase
 from falco_reporter.knowledge.base import load as load_knowledge
 from falco_reporter.kube.client import connect
 from falco_reporter.kube.objects import KubeObjects
@@ -26,6 +27,7 @@ from falco_reporter.receiver.ingest import IngestConfig, IngestService
 from falco_reporter.reconciler.handlers import register
 from falco_reporter.reconciler.review import ReviewReconciler
 from falco_reporter.reconciler.service import AlertReconciler
+from falco_reporter.reporting.llm_config import LLMConfig
 from falco_reporter.reporting.service import ReportService
 from falco_reporter.reporting.suppression import merge_rules_file
 
@@ -43,15 +45,31 @@ class RunSettings:
     flush_interval: float = 2.0
     export_dir: str = ""
     export_interval: float = 30.0
+    llm: LLMConfig = field(default_factory=LLMConfig)
+
+
+def report_service(kb: KnowledgeBase, llm: LLMConfig) -> ReportService:
+    """The built-in writer only, or the LLM writer with the built-in one as its fallback."""
+    if not llm.enabled:
+        return ReportService(kb)
+    from falco_reporter.reporting.chain import LLMWriter  # imports LangChain only when configured
+
+    log.info("report writer: %s (built-in writer as fallback)", llm.describe())
+    # Up to two model calls per report (one retry), plus waiting behind other reports.
+    return ReportService(kb, LLMWriter(llm, kb), timeout=2 * llm.timeout_s + 30)
 
 
 def _ingest(settings: RunSettings) -> tuple[IngestService, Any]:
     kube = connect(settings.kubeconfig)
-    objects = KubeObjects(kube)
+    objects = KubeObjects(kube, namespaces=settings.namespaces)
     service = IngestService(
         CustomResources(kube, FALCOALERTS),
         objects,
-        IngestConfig(fallback_namespace=settings.fallback_namespace, flush_interval=settings.flush_interval),
+        IngestConfig(
+            fallback_namespace=settings.fallback_namespace,
+            flush_interval=settings.flush_interval,
+            namespaces=frozenset(settings.namespaces),
+        ),
     )
     return service, cached_probe(lambda: objects.namespace_exists(settings.fallback_namespace) or True)
 
@@ -91,7 +109,9 @@ def build_registry(settings: RunSettings) -> kopf.OperatorRegistry:
         CustomResources(kube, ALERTREPORTS),
         load_knowledge(),
     )
-    reconciler = AlertReconciler(alerts, reports, KubeObjects(kube), ReportService(kb))
+    reconciler = AlertReconciler(
+        alerts, reports, KubeObjects(kube, namespaces=settings.namespaces), report_service(kb, settings.llm)
+    )
     registry = kopf.OperatorRegistry()
     register(registry, reconciler, ReviewReconciler(alerts, reports, kb))
 

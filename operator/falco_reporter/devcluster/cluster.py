@@ -23,7 +23,10 @@ STATE_FILE = "state.json"
 _ATTEMPTS = 2
 # Garbage collection of ownerReferences and namespace deletion; the token controller lets
 # legacy ServiceAccount token Secrets work. Nothing else: there is no kubelet to schedule onto.
-CONTROLLERS = "garbage-collector-controller,namespace-controller,serviceaccount-token-controller"
+CONTROLLERS = (
+    "garbage-collector-controller,namespace-controller,serviceaccount-token-controller,"
+    "clusterrole-aggregation-controller"
+)
 
 
 class ClusterStartError(procs.ProcessFailedError):

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from falco_reporter.kube.client import Kube
-from falco_reporter.kube.errors import KubeNotFound, call
+from falco_reporter.kube.errors import KubeForbidden, KubeNotFound, call
 
 Obj = dict[str, Any]
 
@@ -15,8 +15,10 @@ Obj = dict[str, Any]
 class KubeObjects:
     """Implements the enrichment layer's ObjectSource against the API server."""
 
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, namespaces: tuple[str, ...] = ()) -> None:
         self._kube = kube
+        # Namespaced installs may not list pods cluster-wide: search only these.
+        self._namespaces = namespaces
 
     def _read(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj | None:
         try:
@@ -34,6 +36,8 @@ class KubeObjects:
     def pods(self, namespace: str | None = None, node: str | None = None) -> list[Obj]:
         """Pods in a namespace (or all), optionally only those scheduled on ``node``."""
         selector = {"field_selector": f"spec.nodeName={node}"} if node else {}
+        if namespace is None and self._namespaces:
+            return [pod for ns in self._namespaces for pod in self.pods(ns, node)]
         if namespace:
             data = self._read(self._kube.core.list_namespaced_pod, namespace, **selector)
         else:
@@ -57,4 +61,8 @@ class KubeObjects:
         return self._read(self._kube.core.read_namespaced_service_account, name, namespace)
 
     def namespace_exists(self, name: str) -> bool:
-        return self._read(self._kube.core.read_namespace, name) is not None
+        """True when it exists and we may see it; a 403 means it is not ours to write into."""
+        try:
+            return self._read(self._kube.core.read_namespace, name) is not None
+        except KubeForbidden:
+            return False

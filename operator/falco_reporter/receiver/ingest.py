@@ -35,6 +35,8 @@ class IngestConfig:
     namespace_ttl: float = 30.0
     known_limit: int = 200_000
     flush_concurrency: int = 8
+    #: Namespaced installs: alerts for other namespaces go to the fallback (we may not write there).
+    namespaces: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ class IngestService:
 
     async def _placement(self, namespace: str) -> str:
         """The alert's own namespace when it exists, so namespace RBAC governs who sees it."""
-        if not namespace:
+        if not namespace or (self.config.namespaces and namespace not in self.config.namespaces):
             return self.config.fallback_namespace
         cached = self._namespaces.get(namespace)
         now = time.monotonic()

@@ -65,13 +65,16 @@ def _helm_values(
         return None
     checks = ["Falco Helm chart values: 'falco' checked as falco.yaml, 'customRules' as rules files"]
     errors = [f"falco.{e}" for e in _key_errors(falco, keys)] if isinstance(falco, dict) else []
-    for name, rules_text in (custom or {}).items():
+    if custom is not None and not isinstance(custom, dict):
+        errors.append("customRules: must map file names to rules-file text")
+    for name, rules_text in (custom if isinstance(custom, dict) else {}).items():
         if not isinstance(rules_text, str):
             errors.append(f"customRules.{name}: must be the text of a rules file")
             continue
-        names = known or UpstreamNames()
-        result = validate_rules_file(rules_text, *(None,) * 3) if known is None else validate_rules_file(
-            rules_text, names.rules, names.macros, names.lists
+        result = (
+            validate_rules_file(rules_text)
+            if known is None
+            else validate_rules_file(rules_text, known.rules, known.macros, known.lists)
         )
         errors += [f"customRules.{name}: {e}" for e in result.errors]
     others = sorted(set(map(str, doc)) - {"falco", "customRules"})

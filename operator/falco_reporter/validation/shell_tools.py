@@ -215,7 +215,7 @@ _READ_ONLY = names(
     "zgrep wc cut uniq jq base64 xxd hexdump od cmp diff sha256sum sha1sum sha512sum md5sum getfacl "
     "getcap getpcaps id getent groups last lastb lastlog who w whoami uname uptime lscpu free vmstat "
     "df du findmnt lsblk lsmod modinfo lsns lsof ss netstat printenv ausearch aureport dig nslookup "
-    "host ping traceroute iptables-save ip6tables-save tcpdump falco readelf objdump nm"
+    "host ping traceroute iptables-save ip6tables-save readelf objdump nm"
 )
 
 TOOL_POLICIES: dict[str, ToolCheck] = {
@@ -224,27 +224,17 @@ TOOL_POLICIES: dict[str, ToolCheck] = {
     "journalctl": forbid(
         "journalctl",
         "deletes or rotates logs",
-        "--vacuum-size",
-        "--vacuum-time",
-        "--vacuum-files",
-        "--rotate",
-        "--flush",
-        "--relinquish-var",
-        "--setup-keys",
+        *names("--vacuum-size --vacuum-time --vacuum-files --rotate --flush --relinquish-var --setup-keys"),
     ),
     "dmesg": forbid(
         "dmesg",
         "clears or reconfigures the kernel log",
-        "-c",
-        "-C",
-        "-D",
-        "-E",
-        "-n",
-        "--clear",
-        "--read-clear",
-        "--console-off",
-        "--console-on",
-        "--console-level",
+        *names("-c -C -D -E -n --clear --read-clear --console-off --console-on --console-level"),
+    ),
+    "tcpdump": forbid("tcpdump", "runs a command on capture files", "-z"),
+    "falco": reject_if(
+        "falco: program_output runs arbitrary programs; not in a report command",
+        lambda a: any("program_output" in x for x in a),
     ),
     "sysctl": reject_if(
         "sysctl: writing kernel parameters is not allowed",
@@ -254,7 +244,10 @@ TOOL_POLICIES: dict[str, ToolCheck] = {
     "yq": forbid("yq", "edits files in place", "-i", "--inplace"),
     "date": reject_if(
         "date: setting the clock is not allowed",
-        lambda a: has_option(a, "-s", "--set") or any(not x.startswith(("+", "-")) for x in a),
+        lambda a: (
+            has_option(a, "-s", "--set")
+            or any(not x.startswith("+") for x in positionals(a, ("-d", "--date", "-r", "--reference", "-f")))
+        ),
     ),
     "hostname": reject_if("hostname NAME: changes the host name", lambda a: bool(positionals(a))),
     "mount": reject_if("mount with arguments mounts file systems; use findmnt to look", bool),
