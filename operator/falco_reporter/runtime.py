@@ -19,6 +19,7 @@ from falco_reporter.exporting.service import export, run_continuous
 from falco_reporter.knowledge.base import KnowledgeBase
 from falco_reporter.knowledge.base import load as load_knowledge
 from falco_reporter.kube.client import connect
+from falco_reporter.kube.dryrun import ManifestDryRun
 from falco_reporter.kube.objects import KubeObjects
 from falco_reporter.kube.resources import CustomResources
 from falco_reporter.models.resources import ALERTREPORTS, FALCOALERTS, LABEL_FALSE_POSITIVE
@@ -28,7 +29,7 @@ from falco_reporter.reconciler.handlers import register
 from falco_reporter.reconciler.review import ReviewReconciler
 from falco_reporter.reconciler.service import AlertReconciler
 from falco_reporter.reporting.llm_config import LLMConfig
-from falco_reporter.reporting.service import ReportService
+from falco_reporter.reporting.service import ManifestCheck, ReportService
 from falco_reporter.reporting.suppression import merge_rules_file
 
 log = logging.getLogger(__name__)
@@ -48,15 +49,23 @@ class RunSettings:
     llm: LLMConfig = field(default_factory=LLMConfig)
 
 
-def report_service(kb: KnowledgeBase, llm: LLMConfig) -> ReportService:
+def report_service(
+    kb: KnowledgeBase, llm: LLMConfig, manifest_check: ManifestCheck | None = None
+) -> ReportService:
     """The built-in writer only, or the LLM writer with the built-in one as its fallback."""
     if not llm.enabled:
-        return ReportService(kb)
+        return ReportService(kb, manifest_check=manifest_check)
     from falco_reporter.reporting.chain import LLMWriter  # imports LangChain only when configured
 
     log.info("report writer: %s (built-in writer as fallback)", llm.describe())
     # Up to two model calls per report (one retry), plus waiting behind other reports.
-    return ReportService(kb, LLMWriter(llm, kb), timeout=2 * llm.timeout_s + 30)
+    return ReportService(
+        kb,
+        LLMWriter(llm, kb),
+        timeout=2 * llm.timeout_s + 30,
+        manifest_check=manifest_check,
+        redact=llm.redact,
+    )
 
 
 def _ingest(settings: RunSettings) -> tuple[IngestService, Any]:
@@ -101,8 +110,11 @@ async def run_receiver(settings: RunSettings) -> None:
         await asyncio.gather(*tasks)
 
 
-def build_registry(settings: RunSettings) -> kopf.OperatorRegistry:
-    """The kopf registry with our handlers, login and persistence settings."""
+def build_registry(settings: RunSettings, service: ReportService | None = None) -> kopf.OperatorRegistry:
+    """The kopf registry with our handlers, login and persistence settings.
+
+    ``service`` replaces the configured report service (tests inject one with a fake model).
+    """
     kube = connect(settings.kubeconfig)
     alerts, reports, kb = (
         CustomResources(kube, FALCOALERTS),
@@ -110,7 +122,10 @@ def build_registry(settings: RunSettings) -> kopf.OperatorRegistry:
         load_knowledge(),
     )
     reconciler = AlertReconciler(
-        alerts, reports, KubeObjects(kube, namespaces=settings.namespaces), report_service(kb, settings.llm)
+        alerts,
+        reports,
+        KubeObjects(kube, namespaces=settings.namespaces),
+        service or report_service(kb, settings.llm, ManifestDryRun(kube)),
     )
     registry = kopf.OperatorRegistry()
     register(registry, reconciler, ReviewReconciler(alerts, reports, kb))
@@ -135,11 +150,16 @@ def build_registry(settings: RunSettings) -> kopf.OperatorRegistry:
     return registry
 
 
-async def run_operator(settings: RunSettings) -> None:
-    """The kopf operator, with the receiver embedded in the same loop unless disabled."""
+async def run_operator(
+    settings: RunSettings, *, service: ReportService | None = None, stop_flag: asyncio.Event | None = None
+) -> None:
+    """The kopf operator, with the receiver embedded in the same loop unless disabled.
+
+    ``stop_flag`` stops it from outside (embedding, tests); signals stop it too.
+    """
     if settings.kubeconfig:
         os.environ["KUBECONFIG"] = settings.kubeconfig
-    registry = build_registry(settings)
+    registry = build_registry(settings, service)
     stop = asyncio.Event()
     # kopf cancels every task created after it starts when it stops; ours must exist before it
     # does, so the receiver can finish in-flight requests and flush repeat counts on shutdown.
@@ -166,6 +186,7 @@ async def run_operator(settings: RunSettings) -> None:
             standalone=not settings.peering,
             peering_name=settings.peering or None,
             liveness_endpoint=settings.liveness or None,
+            stop_flag=stop_flag,
         )
     finally:
         stop.set()

@@ -31,6 +31,8 @@ class ReportContext:
     occurrences: Occurrences
     alert_uid: str = ""
     knowledge_version: str = ""
+    #: Kinds of secrets replaced in ``alert`` before any writer saw it.
+    redactions: tuple[str, ...] = ()
 
 
 @dataclass

@@ -22,6 +22,7 @@ from falco_reporter.models.report import (
 from falco_reporter.reporting import markdown
 from falco_reporter.reporting.builtin import BuiltinWriter
 from falco_reporter.reporting.context import ReportContext, ReportDraft, ReportWriter, WriterFailed
+from falco_reporter.reporting.redaction import redact_alert
 from falco_reporter.validation import ValidationResult, validate_snippet
 
 log = logging.getLogger(__name__)
@@ -40,12 +41,14 @@ class ReportService:
         *,
         timeout: float = 120.0,
         manifest_check: ManifestCheck | None = None,
+        redact: bool = True,
     ) -> None:
         self._kb = kb
         self._writer = writer
         self._builtin = BuiltinWriter()
         self._timeout = timeout
         self._manifest_check = manifest_check
+        self._redact = redact
 
     def context(
         self,
@@ -57,7 +60,13 @@ class ReportService:
         occurrences: Occurrences,
         uid: str = "",
     ) -> ReportContext:
+        # Reports go to git and to people: secrets in the alert never reach one (the FalcoAlert
+        # keeps the raw alert, under namespace RBAC).
+        kinds: list[str] = []
+        if self._redact:
+            alert, kinds = redact_alert(alert)
         return ReportContext(
+            redactions=tuple(kinds),
             alert=alert,
             enrichment=enrichment,
             entry=self._kb.get(alert.rule),
@@ -86,7 +95,8 @@ class ReportService:
                 reason = f"{self._writer.backend} writer failed: {type(exc).__name__}: {exc}"
         if draft is None:
             draft = self._builtin.write_sync(ctx, fallback_reason=reason)
-        return self.assemble(ctx, draft)
+        # Validation may call the API server (dry runs): keep it off the event loop.
+        return await asyncio.to_thread(self.assemble, ctx, draft)
 
     def write_builtin(self, ctx: ReportContext) -> AlertReportSpec:
         """The built-in report, synchronously (offline ``render``)."""
@@ -111,7 +121,9 @@ class ReportService:
             mitigations=[m for m in (self._validated(m) for m in draft.mitigations) if m is not None],
             investigation=draft.investigation,
             references=[r for r in draft.references if self._kb.allowed_url(r.url)],
-            writer=draft.writer,
+            writer=draft.writer.model_copy(
+                update={"redactions": sorted(set(draft.writer.redactions) | set(ctx.redactions))}
+            ),
         )
         spec.markdown = markdown.render(spec)
         return spec
