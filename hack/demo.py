@@ -20,10 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.operator_proc import FalcoReporterProcess, post, wait_for
 
 from falco_reporter.devcluster.binaries import find_binary
 from falco_reporter.devcluster.cluster import LocalCluster, apply_crds
+from falco_reporter.devcluster.reporter import FalcoReporterProcess, post, wait_for
 from falco_reporter.devcluster.seed import SeedError, seed
 
 
@@ -65,11 +65,17 @@ def main() -> int:
             started = time.monotonic()
             for _ in range(200):
                 assert post(reporter.url, burst)[0] == 202
-            print(f"    POST {alerts[0].name} x200 more in {time.monotonic() - started:.2f}s (merged, not stored 200x)")
+            print(
+                f"    POST {alerts[0].name} x200 more in {time.monotonic() - started:.2f}s (merged, not stored 200x)"
+            )
 
             def reported() -> bool:
-                out = subprocess.run([*k, "get", "alertreports", "-A", "-o", "json"], capture_output=True, text=True,
-                                     check=True).stdout
+                out = subprocess.run(
+                    [*k, "get", "alertreports", "-A", "-o", "json"],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
                 return len(json.loads(out)["items"]) >= len(names)
 
             wait_for(reported, timeout=60, what="all reports")
@@ -77,8 +83,14 @@ def main() -> int:
             print("\n==> kubectl get falcoalerts,alertreports -A")
             subprocess.run([*k, "get", "falcoalerts,alertreports", "-A"], check=True)
             ns, name = next(n for n in names if "drop-and-execute" in n[1])
-            report = json.loads(subprocess.run([*k, "get", "alertreport", name, "-n", ns, "-o", "json"],
-                                               capture_output=True, text=True, check=True).stdout)
+            report = json.loads(
+                subprocess.run(
+                    [*k, "get", "alertreport", name, "-n", ns, "-o", "json"],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+            )
             (out_dir / f"{name}.md").write_text(report["spec"]["markdown"])
             print(f"\n==> kubectl get alertreport {name} -n {ns} -o jsonpath='{{.spec.markdown}}'\n")
             print(report["spec"]["markdown"])

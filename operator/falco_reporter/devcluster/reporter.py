@@ -1,0 +1,144 @@
+"""Run the real falco-reporter process (operator and/or receiver) on loopback: demo, tests, bench."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class FalcoReporterProcess:
+    """``falco-reporter run|receiver`` as a child process, on a free loopback port."""
+
+    def __init__(
+        self,
+        kubeconfig: str,
+        *,
+        mode: str = "run",
+        extra: list[str] | None = None,
+        log_dir: Path | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.kubeconfig = kubeconfig
+        self.mode = mode
+        self.extra = extra or []
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = (
+            log_dir or Path(tempfile.gettempdir())
+        ) / f"falco-reporter-{self.mode}-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait: bool | None = None) -> FalcoReporterProcess:
+        """Start; wait for /healthz unless told not to (there is none with --no-receiver)."""
+        args = [
+            sys.executable,
+            "-m",
+            "falco_reporter.cli",
+            self.mode,
+            "--kubeconfig",
+            self.kubeconfig,
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--flush-interval",
+            "0.5",
+            *self.extra,
+        ]
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        if wait if wait is not None else "--no-receiver" not in self.extra:
+            self.wait_healthy()
+        return self
+
+    def wait_healthy(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"falco-reporter exited {self.proc.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as resp:  # noqa: S310 - our loopback URL
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.1)
+        raise TimeoutError(f"falco-reporter not healthy after {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(timeout=5)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        self.stop(signal.SIGKILL)
+
+    def __enter__(self) -> FalcoReporterProcess:
+        return self if self.proc is not None else self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def post(
+    url: str,
+    body: bytes | dict[str, Any],
+    headers: dict[str, str] | None = None,
+    path: str = "/v1/alerts",
+    timeout: float = 10,
+) -> tuple[int, dict[str, Any]]:
+    """POST and return (status, decoded JSON body) whatever the status."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(  # noqa: S310 - http(s) URLs of our own receiver
+        url + path, data=data, method="POST", headers={"Content-Type": "application/json", **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            return exc.code, json.loads(raw or b"{}")
+        except ValueError:
+            return exc.code, {"raw": raw.decode(errors="replace")}
+
+
+def wait_for(predicate: Any, timeout: float = 20, interval: float = 0.2, what: str = "condition") -> Any:
+    """Poll until predicate() is truthy; return its value or fail with ``what``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
