@@ -116,7 +116,9 @@ def real_alert(name: str = SHELL_SAMPLE, cmdline: str | None = None) -> FalcoAle
 
 
 def context(alert: FalcoAlertSpec, enrichment: Enrichment | None = None) -> ReportContext:
-    return ReportService(load()).context(
+    # The service redacts before any writer sees the alert; these tests check the LLM writer's own
+    # redaction (its last line of defence), so they start from the raw alert.
+    return ReportService(load(), redact=False).context(
         alert, enrichment or Enrichment(), name="alert-1", namespace="falco", occurrences=Occurrences()
     )
 

@@ -270,3 +270,12 @@ def test_startup_is_quick(cluster):
         pytest.skip("an existing cluster was not started by the tests")
     assert cluster.startup_seconds is not None
     assert 0 < cluster.startup_seconds < 30
+
+
+def test_helm_runs_and_reports_its_pinned_version():
+    """The helm built from its Go module runs and reports the pinned v3.21.x."""
+    from falco_reporter.devcluster.binaries import find_binary
+
+    out = subprocess.run([str(find_binary("helm")), "version", "--short"], capture_output=True, text=True,
+                         check=True, timeout=30).stdout
+    assert out.startswith("v3.21.")

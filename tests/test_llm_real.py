@@ -10,13 +10,19 @@ import importlib.util
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from falco_reporter.knowledge.base import load
-from falco_reporter.models.enrichment import Enrichment
-from falco_reporter.models.falco import normalise, parse_alert_body
-from falco_reporter.models.report import AlertReportSpec, Occurrences
+from falco_reporter.kube.client import connect
+from falco_reporter.kube.objects import KubeObjects
+from falco_reporter.kube.resources import CustomResources
+from falco_reporter.models.falco import normalise, object_name, parse_alert_body
+from falco_reporter.models.report import AlertReportSpec
+from falco_reporter.models.resources import ALERTREPORTS, FALCOALERTS
+from falco_reporter.receiver.ingest import alert_object
+from falco_reporter.reconciler.service import AlertReconciler
 from falco_reporter.reporting.chain import PROMPT_VERSION, LLMWriter
 from falco_reporter.reporting.llm_config import LLMConfig, default_model_path
 from falco_reporter.reporting.service import ReportService
@@ -35,10 +41,11 @@ def model_path() -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.cluster
 async def test_real_small_model_writes_a_valid_report_or_a_reasoned_fallback(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], cluster: Any, namespace: str
 ) -> None:
-    """One real alert through ChatLlamaCpp gives a schema-valid report by the llamacpp backend, or a recorded reasoned fallback."""
+    """A real alert through ChatLlamaCpp and the operator's code path stores a schema-valid AlertReport on the API server."""
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.fail(f"llama_cpp is not importable; {SETUP}")
     path = model_path()
@@ -52,11 +59,20 @@ async def test_real_small_model_writes_a_valid_report_or_a_reasoned_fallback(
     loaded = time.monotonic()
     service = ReportService(kb, writer, timeout=600.0)
     alert = normalise(parse_alert_body((REAL_DIR / SAMPLE).read_bytes()))
-    ctx = service.context(alert, Enrichment(), name="real-llm", namespace="falco", occurrences=Occurrences())
-    spec = await service.write(ctx)
+    kube = connect(str(cluster.kubeconfig))
+    alerts, reports = CustomResources(kube, FALCOALERTS), CustomResources(kube, ALERTREPORTS)
+    name = object_name(alert)
+    created = alerts.create(namespace, alert_object(namespace, name, alert))
+    reconciler = AlertReconciler(alerts, reports, KubeObjects(kube), service)
+    outcome = await reconciler.reconcile(
+        namespace=namespace, name=name, uid=created["metadata"]["uid"], generation=1, spec=created["spec"], status={}
+    )
     finished = time.monotonic()
-
-    AlertReportSpec.model_validate(spec.to_k8s())
+    assert outcome.created
+    # What the API server stored (validated there against the CRD schema) is what we check.
+    stored = reports.get(namespace, name)
+    spec = AlertReportSpec.model_validate(stored["spec"])
+    assert stored["metadata"]["ownerReferences"][0]["uid"] == created["metadata"]["uid"]
     assert spec.rule == "Terminal shell in container"
     assert spec.mitigations[0].kind == "falco-exception"
     assert all(kb.allowed_url(r.url) for r in spec.references)

@@ -126,7 +126,9 @@ def write_tree(directory: Path, files: dict[str, str]) -> ExportResult:
             result.removed.append(rel)
             if path.parent != directory and not any(path.parent.iterdir()):
                 path.parent.rmdir()
-    _atomic_write(directory / MANIFEST, ("\n".join(sorted(files)) + "\n").encode())
+    manifest, listing = directory / MANIFEST, ("\n".join(sorted(files)) + "\n").encode()
+    if not (manifest.is_file() and manifest.read_bytes() == listing):  # unchanged: leave its mtime alone
+        _atomic_write(manifest, listing)
     return result
 
 

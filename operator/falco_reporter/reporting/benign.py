@@ -14,12 +14,21 @@ class KnownActor:
     reason: str
 
 
-# (display name, image repository fragments, process names, why it trips rules)
+# (display name, image repositories, process names, why it trips rules). A repository matches
+# whole trailing path components of the alert's image repository (registry and mirror prefixes
+# allowed), never a substring: "falcosecurity/falco" must not match "falcosecurity/falcosidekick"
+# or an attacker's "evil/falcosecurity/falco-miner".
 _ACTORS: tuple[tuple[str, tuple[str, ...], tuple[str, ...], str], ...] = (
     (
         "Falco",
-        ("falcosecurity/falco", "falcosecurity/falco-no-driver", "falcosecurity/falco-driver-loader"),
-        ("falco", "falco-driver-loader", "falcoctl"),
+        (
+            "falcosecurity/falco",
+            "falcosecurity/falco-no-driver",
+            "falcosecurity/falco-distroless",
+            "falcosecurity/falco-driver-loader",
+            "falcosecurity/falco-driver-loader-legacy",
+        ),
+        ("falco", "falco-driver-loader"),
         "Falco itself and its driver loader read kernel headers, load a kernel module or eBPF probe and "
         "inspect /proc, which several rules flag by design",
     ),
@@ -43,9 +52,10 @@ _ACTORS: tuple[tuple[str, tuple[str, ...], tuple[str, ...], str], ...] = (
     ),
 )
 
-# Infrastructure agents whose normal work matches some rules, keyed by image fragment.
+# Infrastructure agents whose normal work matches some rules, keyed by image repository.
 _AGENTS: dict[str, str] = {
     "datadog/agent": "Datadog agent",
+    "datadoghq/agent": "Datadog agent",  # gcr.io/datadoghq/agent, the Datadog chart's default registry
     "prometheus/node-exporter": "Prometheus node-exporter",
     "fluent/fluent-bit": "Fluent Bit log collector",
     "cilium/cilium": "Cilium CNI agent",
@@ -56,26 +66,42 @@ _AGENTS: dict[str, str] = {
 }
 
 
+def _repository(image: str) -> str:
+    """The image's repository: without ``@digest`` and without a ``:tag`` after the last slash."""
+    repo = image.split("@", 1)[0]
+    head, _, last = repo.rpartition("/")
+    return f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
+
+
+def _is(repository: str, known: str) -> bool:
+    """True when ``repository`` ends with the whole path components of ``known``."""
+    parts, wanted = repository.split("/"), known.split("/")
+    return parts[-len(wanted) :] == wanted
+
+
 def recognise(alert: FalcoAlertSpec, enrichment: Enrichment) -> KnownActor | None:
     """The known actor behind this alert, when image, process or workload identify one."""
     image = (enrichment.container.image or alert.subject.image).lower()
+    repository = _repository(image)
     procs = {
         (alert.text("proc.name") or "").lower(),
         (alert.text("proc.pname") or "").lower(),
         (alert.text("proc.exepath") or "").rsplit("/", 1)[-1].lower(),
     } - {""}
-    for name, images, names, why in _ACTORS:
-        if any(fragment in image for fragment in images):
+    # The image is the stronger evidence: check every actor's images before any process name.
+    for name, images, _, why in _ACTORS:
+        if any(_is(repository, known) for known in images):
             return KnownActor(name, f"the container image {image!r} is {name}; {why}")
+    workload = enrichment.workload.name.lower()
+    namespace = (enrichment.namespace or alert.subject.namespace).lower()
+    for name, _, names, why in _ACTORS:
         # A process name alone is weak evidence: require Falco's namespace or workload too.
-        workload = enrichment.workload.name.lower()
-        namespace = (enrichment.namespace or alert.subject.namespace).lower()
         if procs & set(names) and (namespace == "falco" or workload.startswith(("falco", "event-generator"))):
             return KnownActor(
                 name, f"process {sorted(procs & set(names))[0]!r} in {namespace or workload} is {name}; {why}"
             )
-    for fragment, agent in _AGENTS.items():
-        if fragment in image and (enrichment.namespace or alert.subject.namespace) in (
+    for known, agent in _AGENTS.items():
+        if _is(repository, known) and (enrichment.namespace or alert.subject.namespace) in (
             "kube-system",
             "monitoring",
             "datadog",

@@ -80,7 +80,7 @@ class BuiltinWriter:
     # --- parts ---------------------------------------------------------------------------
 
     def _severity(self, ctx: ReportContext, actor: KnownActor | None) -> Severity:
-        if actor is not None or ctx.alert.source == "internal":
+        if actor is not None or _internal(ctx):
             return "info"
         if ctx.entry is not None:
             return ctx.entry.severity
@@ -89,7 +89,7 @@ class BuiltinWriter:
     def _verdict(self, ctx: ReportContext, actor: KnownActor | None) -> tuple[Verdict, str]:
         if actor is not None:
             return "likely-benign", f"Known benign actor: {actor.reason}."
-        if ctx.alert.source == "internal":
+        if _internal(ctx):
             return (
                 "likely-benign",
                 "A Falco internal health event (drops, timeouts, metrics), not a detection.",
@@ -199,6 +199,11 @@ class BuiltinWriter:
             for step in ctx.entry.investigation
             if (cmd := fill_shell(step.command, values))
         ]
+
+
+def _internal(ctx: ReportContext) -> bool:
+    """Falco's own health events: source ``internal``, or (relayed without a source) their rule prefix."""
+    return ctx.alert.source == "internal" or ctx.alert.rule.startswith("Falco internal:")
 
 
 def _where(ctx: ReportContext) -> str:

@@ -8,18 +8,23 @@ import yaml
 
 from falco_reporter.knowledge.model import ExceptionTemplate
 from falco_reporter.models.falco import FalcoAlertSpec
+from falco_reporter.reporting.redaction import PLACEHOLDER_RE
 
 
 def exception_values(
     template: ExceptionTemplate, alert: FalcoAlertSpec
 ) -> tuple[list[str], list[str], list[str]]:
-    """The template's fields the alert has values for, with their comps and values."""
+    """The template's fields the alert has values for, with their comps and values.
+
+    A value holding a redaction placeholder is left out: ``[REDACTED-1]`` would never match the
+    real event, so the exception would silently except nothing (the other fields still apply).
+    """
     fields, comps, values = [], [], []
     for field_name, comp in zip(template.fields, template.comps, strict=True):
         value = alert.text(field_name)
         if value is None and field_name == "k8s.ns.name":
             value = alert.subject.namespace or None
-        if value is None:
+        if value is None or PLACEHOLDER_RE.search(value):
             continue
         fields.append(field_name)
         comps.append(comp)

@@ -10,6 +10,7 @@ from falco_reporter.knowledge.base import KnowledgeBase
 from falco_reporter.knowledge.model import ExceptionTemplate
 from falco_reporter.models.falco import FalcoAlertSpec
 from falco_reporter.reporting.exceptions import exception_snippet, render_rules
+from falco_reporter.reporting.redaction import redact_alert
 from falco_reporter.validation import ValidationResult, validate_snippet
 
 # For rules the knowledge base does not know (custom rules): where, what image, which program.
@@ -25,7 +26,13 @@ class SuppressionError(ValueError):
 
 
 def build_suppression(kb: KnowledgeBase, alert: FalcoAlertSpec) -> tuple[str, ValidationResult]:
-    """The exception for exactly this alert's pattern, validated; raise SuppressionError if impossible."""
+    """The exception for exactly this alert's pattern, validated; raise SuppressionError if impossible.
+
+    The exception lands in the report's status and in ``falco-reporter suppressions`` output (a
+    rules file meant for git), so it is built from the redacted alert: a field whose value holds
+    a secret is left out of the exception rather than copied into it.
+    """
+    alert, _ = redact_alert(alert)
     entry = kb.get(alert.rule)
     template = entry.exception if entry is not None else GENERIC_EXCEPTION
     snippet = exception_snippet(alert.rule, template, alert)

@@ -1,0 +1,533 @@
+"""Reports that are right: subject, mitigations, URLs, secrets, knowledge-base coverage, known-benign actors.
+
+Everything here runs offline through ``falco_reporter.offline.render_alert`` (the built-in writer)
+and, for a few samples, the real ``falco-reporter render`` command. The known-bad snippets an LLM
+once wrote (INI-style falco.conf, a ``- alert:`` pseudo-rule, a NetworkPolicy with ``source``
+instead of ``from``) are rejected in tests/test_validation.py (``test_ini_style_falco_conf_is_
+rejected_everywhere``, ``test_alert_pseudo_rule_is_rejected``, ``test_network_policy_with_wrong_
+field_names_the_path``) and are not repeated here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from falco_reporter.knowledge.base import KnowledgeBase, load
+from falco_reporter.knowledge.model import PLACEHOLDERS, KnowledgeEntry
+from falco_reporter.models.falco import normalise, parse_alert_body
+from falco_reporter.models.report import AlertReportSpec
+from falco_reporter.offline import render_alert
+from falco_reporter.reporting import markdown
+from falco_reporter.reporting.exceptions import exception_snippet
+from falco_reporter.reporting.suppression import build_suppression
+from falco_reporter.reporting.values import fill_shell, fill_yaml
+from falco_reporter.validation import upstream_names, validate_snippet
+from falco_reporter.validation.yamlload import load_one
+from tests.samples import REAL_DIR, REAL_SAMPLES
+
+ROOT = Path(__file__).resolve().parent.parent
+PLANTED = json.loads(
+    (Path(__file__).parent / "data" / "secrets" / "planted.json").read_text(encoding="utf-8")
+)
+URL_RE = re.compile(r"https?://[^\s)\]>`'\"|]+")
+# The language each kind of mitigation must be written in (configuration may be any of them).
+LANGUAGES = {
+    "falco-exception": {"yaml"},
+    "kubernetes-manifest": {"yaml"},
+    "command": {"shell"},
+    "process": {"text"},
+    "configuration": {"yaml", "shell", "text"},
+}
+# Container and Kubernetes metadata Falco appends to every rule's output (append_output / -pk).
+APPENDED_FIELDS = frozenset(
+    {"k8s.ns.name", "k8s.pod.name", "container.id", "container.name", "container.image.repository"}
+)
+DUMMY_VALUES = {
+    "namespace": "shop",
+    "pod": "web-5d9c7b8f4-x2x7q",
+    "container": "web",
+    "container_id": "4b1f0a9c2d3e",
+    "node": "worker-1",
+    "image": "registry.example.com/shop/web:1.4.2",
+    "proc_name": "sh",
+    "proc_exepath": "/bin/sh",
+    "workload_kind": "Deployment",
+    "workload_name": "web",
+    "service_account": "web",
+}
+
+
+@pytest.fixture(scope="module")
+def kb() -> KnowledgeBase:
+    return load()
+
+
+def render_file(path: Path) -> dict[str, Any]:
+    return render_alert(path.read_bytes(), [])
+
+
+def text_field(fields: dict[str, Any], *names: str) -> str:
+    """The first present output field as text, with Falco's '<NA>' and empty values treated as absent."""
+    for name in names:
+        value = fields.get(name)
+        if value is not None and value not in ("", "<NA>"):
+            return str(value)
+    return ""
+
+
+def expected_subject(raw: dict[str, Any]) -> dict[str, Any]:
+    """The subject the report must show for an alert with no enrichment, derived from the raw JSON."""
+    fields = raw.get("output_fields") or {}
+    pod = text_field(fields, "k8s.pod.name")
+    if not pod and text_field(fields, "ka.target.resource") == "pods":
+        pod = text_field(fields, "ka.target.name")
+    repo, tag = text_field(fields, "container.image.repository"), text_field(fields, "container.image.tag")
+    return {
+        "namespace": text_field(fields, "k8s.ns.name", "ka.target.namespace"),
+        "pod": pod,
+        "container": text_field(fields, "container.name"),
+        "image": f"{repo}:{tag}" if repo and tag else repo,
+        "node": raw.get("hostname") or "",
+        "process": {
+            "name": text_field(fields, "proc.name"),
+            "exepath": text_field(fields, "proc.exepath", "proc.exe"),
+            "cmdline": text_field(fields, "proc.cmdline"),
+            "parent": text_field(fields, "proc.pname"),
+            "user": text_field(fields, "user.name", "ka.user.name"),
+        },
+    }
+
+
+def urls_in(spec: dict[str, Any]) -> set[str]:
+    """Every URL the report shows: references and any URL written in its prose or Markdown."""
+    texts = [spec["markdown"], spec["analysis"], spec["summary"], spec["verdictReason"]]
+    texts += [m["description"] for m in spec["mitigations"]]
+    found = {u.rstrip(".,;:") for t in texts for u in URL_RE.findall(t)}
+    return found | {r["url"] for r in spec["references"]}
+
+
+def cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "falco_reporter.cli", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
+
+
+# --- every real sample ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", REAL_SAMPLES, ids=lambda p: p.stem)
+def test_subject_matches_the_alert(path: Path) -> None:
+    """The report's subject names exactly the namespace, pod, container, image, process and user the alert names."""
+    raw = json.loads(path.read_bytes())
+    subject = render_file(path)["spec"]["subject"]
+    expected = expected_subject(raw)
+    assert {k: subject[k] for k in ("namespace", "pod", "container", "image", "node")} == {
+        k: expected[k] for k in ("namespace", "pod", "container", "image", "node")
+    }
+    assert {k: subject["process"][k] for k in expected["process"]} == expected["process"]
+
+
+@pytest.mark.parametrize("path", REAL_SAMPLES, ids=lambda p: p.stem)
+def test_every_mitigation_validates_with_a_consistent_language(path: Path) -> None:
+    """Each mitigation passes its validator again, records what was checked, and uses its kind's language."""
+    mitigations = render_file(path)["spec"]["mitigations"]
+    assert mitigations, "a report always offers at least one mitigation"
+    for m in mitigations:
+        result = validate_snippet(m["kind"], m["language"], m.get("snippet", ""))
+        assert result.ok, (m["title"], result.errors)
+        assert m["language"] in LANGUAGES[m["kind"]], m
+        assert m["validated"] == result.summary()
+        assert bool(m.get("snippet")) == (m["kind"] != "process"), m
+
+
+@pytest.mark.parametrize("path", REAL_SAMPLES, ids=lambda p: p.stem)
+def test_every_url_is_allow_listed(path: Path, kb: KnowledgeBase) -> None:
+    """References and every URL in the Markdown, analysis and prose are curated pages or MITRE ATT&CK pages."""
+    spec = render_file(path)["spec"]
+    urls = urls_in(spec)
+    assert urls, "every report cites at least one reference"
+    assert [u for u in sorted(urls) if not kb.allowed_url(u)] == []
+
+
+@pytest.mark.parametrize("path", REAL_SAMPLES, ids=lambda p: p.stem)
+def test_markdown_is_deterministic_and_renders_the_spec(path: Path) -> None:
+    """Rendering twice gives the same bytes, and the Markdown is exactly the rendering of the report's own spec."""
+    first, second = render_file(path), render_file(path)
+    assert first["spec"]["markdown"].encode() == second["spec"]["markdown"].encode()
+    assert first == second
+    spec = AlertReportSpec.model_validate(first["spec"])
+    assert markdown.render(spec) == first["spec"]["markdown"]
+    assert first["spec"]["markdown"].startswith(f"# {json.loads(path.read_bytes())['rule']}\n")
+
+
+def test_falco_internal_events_are_benign_even_without_a_source() -> None:
+    """Falco's own health events (relayed with or without source 'internal') are likely-benign info, never 'unknown'."""
+    internal = [p for p in REAL_SAMPLES if json.loads(p.read_bytes())["rule"].startswith("Falco internal:")]
+    assert len(internal) == 3
+    assert any("source" not in json.loads(p.read_bytes()) for p in internal)
+    for path in internal:
+        spec = render_file(path)["spec"]
+        assert (spec["verdict"], spec["severity"]) == ("likely-benign", "info"), path.name
+
+
+@pytest.mark.parametrize(
+    ("sample", "fmt"),
+    [
+        ("syscall_terminal_shell_in_container_ovh_docs_2024.json", "markdown"),
+        ("syscall_read_sensitive_file_untrusted.json", "yaml"),
+        ("k8saudit_attach_exec_pod_2025.json", "json"),
+    ],
+)
+def test_cli_render_prints_the_same_report(sample: str, fmt: str) -> None:
+    """`falco-reporter render --format F` prints exactly what render_alert builds, with nothing on stderr."""
+    path = REAL_DIR / sample
+    report = render_file(path)
+    done = cli("render", str(path), "--format", fmt)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stderr == b""
+    out = done.stdout.decode()
+    if fmt == "markdown":
+        assert out == report["spec"]["markdown"]
+    elif fmt == "yaml":
+        assert yaml.safe_load(out) == report
+    else:
+        assert json.loads(out) == report
+
+
+def test_cli_render_reads_stdin_and_rejects_a_non_alert() -> None:
+    """`render -` reads the alert from stdin; a body that is not an alert exits 2 with the reason on stderr."""
+    path = REAL_DIR / "syscall_run_shell_untrusted.json"
+    done = cli("render", "-", "--format", "json", stdin=path.read_bytes())
+    assert done.returncode == 0, done.stderr.decode()
+    assert json.loads(done.stdout) == render_file(path)
+    bad = cli("render", "-", stdin=b'{"priority": "Notice"}')
+    assert bad.returncode == 2
+    assert bad.stdout == b""
+    assert "field 'rule' is required" in bad.stderr.decode()
+
+
+# --- planted secrets -----------------------------------------------------------------------------
+
+CASES = PLANTED["cases"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_planted_secrets_never_reach_the_report(case: dict[str, Any]) -> None:
+    """No planted secret appears anywhere in the rendered AlertReport, and writer.redactions names every kind found."""
+    body = json.dumps(case["alert"]).encode()
+    raw_dump = json.dumps(case["alert"])
+    assert all(s in raw_dump for s in case["secrets"])  # the secrets really are in the alert
+    report = render_alert(body, [])
+    dump = json.dumps(report)
+    assert [s for s in case["secrets"] if s in dump] == []
+    redactions = report["spec"]["writer"]["redactions"]
+    assert set(case["kinds"]) <= set(redactions)
+    assert f"redacted: {', '.join(redactions)}." in report["spec"]["markdown"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_falco_exception_never_holds_a_redaction_placeholder(case: dict[str, Any]) -> None:
+    """The report's Falco exception leaves out fields whose value held a secret instead of excepting '[REDACTED-n]'."""
+    spec = render_alert(json.dumps(case["alert"]).encode(), [])["spec"]
+    exceptions = [m for m in spec["mitigations"] if m["kind"] == "falco-exception"]
+    assert len(exceptions) == 1
+    snippet = exceptions[0]["snippet"]
+    assert "REDACTED" not in snippet
+    item = yaml.safe_load(snippet)[0]
+    fields, values = item["exceptions"][0]["fields"], item["exceptions"][0]["values"][0]
+    assert len(fields) == len(values) >= 2
+    assert (
+        dict(zip(fields, values, strict=True))["k8s.ns.name"] == case["alert"]["output_fields"]["k8s.ns.name"]
+    )
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_accepted_false_positive_exception_holds_no_secret(case: dict[str, Any], kb: KnowledgeBase) -> None:
+    """The suppression built from the raw FalcoAlert (status and `suppressions` output) carries no planted secret."""
+    alert = normalise(parse_alert_body(json.dumps(case["alert"]).encode()))
+    snippet, result = build_suppression(kb, alert)
+    assert result.ok
+    assert [s for s in case["secrets"] if s in snippet] == []
+    assert "REDACTED" not in snippet
+    assert f"rule: {alert.rule}" in snippet
+
+
+# --- knowledge base coverage -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def upstream_rules() -> dict[str, dict[str, Any]]:
+    """The upstream rules index (stable, incubating, sandbox and deprecated) by rule name."""
+    directory = os.environ.get("FALCO_UPSTREAM_DIR")
+    if not directory:
+        pytest.fail(
+            "FALCO_UPSTREAM_DIR is not set: point it at the upstream Falco snapshot holding rules-index.json "
+            "(CI sets FALCO_UPSTREAM_DIR=../shared/falco)"
+        )
+    index = json.loads((Path(directory) / "rules-index.json").read_text(encoding="utf-8"))
+    return {r["rule"]: r for r in index}
+
+
+def test_every_upstream_rule_has_an_entry(
+    upstream_rules: dict[str, dict[str, Any]], kb: KnowledgeBase
+) -> None:
+    """Every rule of the upstream stable, incubating and sandbox rulesets has a knowledge-base entry."""
+    maintained = [
+        n for n, r in upstream_rules.items() if r["maturity"] in ("stable", "incubating", "sandbox")
+    ]
+    assert len(maintained) > 80
+    assert [n for n in maintained if n not in kb.entries] == []
+
+
+def test_every_entry_names_an_upstream_rule(
+    upstream_rules: dict[str, dict[str, Any]], kb: KnowledgeBase
+) -> None:
+    """Every entry's rule exists upstream (deprecated included) with the same maturity, priority and source."""
+    assert [n for n in kb.entries if n not in upstream_rules] == []
+    mismatched = [
+        (n, (e.maturity, e.priority, e.source))
+        for n, e in kb.entries.items()
+        if (e.maturity, e.priority, e.source)
+        != (upstream_rules[n]["maturity"], upstream_rules[n]["priority"], upstream_rules[n]["source"])
+    ]
+    assert mismatched == []
+
+
+def test_exception_fields_are_in_the_rule_output(
+    upstream_rules: dict[str, dict[str, Any]], kb: KnowledgeBase
+) -> None:
+    """Every exception field is one the upstream rule's output carries (or appended container/k8s metadata)."""
+    missing = [
+        (n, f)
+        for n, e in kb.entries.items()
+        for f in e.exception.fields
+        if f not in upstream_rules[n]["output_fields"] and f not in APPENDED_FIELDS
+    ]
+    assert missing == []
+
+
+def entries() -> list[KnowledgeEntry]:
+    return sorted(load().entries.values(), key=lambda e: e.rule)
+
+
+@pytest.mark.parametrize("entry", entries(), ids=lambda e: e.rule)
+def test_every_knowledge_snippet_validates(entry: KnowledgeEntry) -> None:
+    """Investigation commands, mitigations (as written and filled), tuning hooks and the exception all validate."""
+    known = upstream_names()
+    problems: list[str] = []
+
+    def check(what: str, kind: str, language: str, snippet: str, **kwargs: Any) -> None:
+        result = validate_snippet(kind, language, snippet, **kwargs)
+        if not result.ok:
+            problems.append(f"{what}: {'; '.join(result.errors)}")
+
+    for step in entry.investigation:
+        check(f"investigation {step.title!r}", "command", "shell", step.command)
+        filled = fill_shell(step.command, DUMMY_VALUES)
+        assert filled is not None and "{{" not in filled
+        check(f"investigation {step.title!r} filled", "command", "shell", filled)
+    for m in entry.mitigations:
+        check(f"mitigation {m.title!r}", m.kind, m.language, m.snippet, known=known)
+        if m.snippet and m.language in ("shell", "yaml"):
+            filled = (fill_shell if m.language == "shell" else fill_yaml)(m.snippet, DUMMY_VALUES)
+            assert filled is not None and "{{" not in filled, m.title
+            check(f"mitigation {m.title!r} filled", m.kind, m.language, filled, known=known)
+    for hook in entry.tuning_hooks:
+        check(f"tuning hook {hook.name!r}", "falco-exception", "yaml", hook.snippet, known=known)
+        items = load_one(hook.snippet, yaml12=True)
+        assert [i.get(hook.kind) for i in items] == [hook.name], hook.snippet
+    alert = normalise(
+        {
+            "rule": entry.rule,
+            "priority": "Notice",
+            "time": "2026-11-20T09:12:44Z",
+            "output_fields": {f: f"dummy-value-{i}" for i, f in enumerate(entry.exception.fields)},
+        }
+    )
+    snippet = exception_snippet(entry.rule, entry.exception, alert)
+    assert snippet is not None
+    check("exception template", "falco-exception", "yaml", snippet, known=known)
+    assert problems == []
+
+
+@pytest.mark.parametrize("entry", entries(), ids=lambda e: e.rule)
+def test_knowledge_references_are_allow_listed(entry: KnowledgeEntry, kb: KnowledgeBase) -> None:
+    """Every reference an entry cites is in the allow-list reports are checked against."""
+    assert [str(r.url) for r in entry.references if not kb.allowed_url(str(r.url))] == []
+
+
+def test_dummy_values_cover_every_placeholder() -> None:
+    """The dummy values fill every placeholder a knowledge-base snippet may use (so the filled checks are complete)."""
+    assert set(DUMMY_VALUES) == PLACEHOLDERS
+
+
+# --- known-benign actors ------------------------------------------------------------------------------
+
+
+def actor_alert(
+    rule: str, namespace: str, repository: str, tag: str, proc: str, exepath: str, **extra: str
+) -> bytes:
+    fields: dict[str, Any] = {
+        "k8s.ns.name": namespace,
+        "k8s.pod.name": f"{proc}-7c9d8b6f5-abcde",
+        "container.id": "0123456789ab",
+        "container.name": proc,
+        "proc.name": proc,
+        "proc.exepath": exepath,
+        "proc.cmdline": proc,
+        "proc.pname": "containerd-shim",
+        "user.name": "root",
+        **extra,
+    }
+    if repository:
+        fields |= {"container.image.repository": repository, "container.image.tag": tag}
+    body = {
+        "rule": rule,
+        "priority": "Warning",
+        "time": "2026-11-20T09:12:44.120345678Z",
+        "source": "syscall",
+        "hostname": "worker-1",
+        "output": f"{rule} | process={proc}",
+        "output_fields": fields,
+    }
+    return json.dumps(body).encode()
+
+
+BENIGN = [
+    pytest.param(
+        "Contact K8S API Server From Container",
+        "falco",
+        "docker.io/falcosecurity/falco",
+        "0.42.1",
+        "falco",
+        "/usr/bin/falco",
+        "Falco",
+        id="falco",
+    ),
+    pytest.param(
+        "Linux Kernel Module Injection Detected",
+        "falco",
+        "docker.io/falcosecurity/falco-driver-loader",
+        "0.42.1",
+        "insmod",
+        "/usr/sbin/insmod",
+        "Falco",
+        id="falco-driver-loader",
+    ),
+    pytest.param(
+        "Write below etc",
+        "falco",
+        "docker.io/falcosecurity/falcoctl",
+        "0.11.0",
+        "falcoctl",
+        "/usr/bin/falcoctl",
+        "falcoctl",
+        id="falcoctl",
+    ),
+    pytest.param(
+        "Contact K8S API Server From Container",
+        "falco",
+        "docker.io/falcosecurity/falcosidekick",
+        "2.34.1",
+        "falcosidekick",
+        "/app/falcosidekick",
+        "Falcosidekick",
+        id="falcosidekick",
+    ),
+    pytest.param(
+        "Read sensitive file untrusted",
+        "event-generator",
+        "docker.io/falcosecurity/event-generator",
+        "latest",
+        "event-generator",
+        "/bin/event-generator",
+        "Falco event-generator",
+        id="event-generator",
+    ),
+    pytest.param(
+        "Read environment variable from /proc files",
+        "datadog",
+        "gcr.io/datadoghq/agent",
+        "7.60.0",
+        "agent",
+        "/opt/datadog-agent/bin/agent/agent",
+        "Datadog agent",
+        id="datadog-gcr",
+    ),
+    pytest.param(
+        "Read environment variable from /proc files",
+        "datadog",
+        "docker.io/datadog/agent",
+        "7.60.0",
+        "agent",
+        "/opt/datadog-agent/bin/agent/agent",
+        "Datadog agent",
+        id="datadog-dockerhub",
+    ),
+    pytest.param(
+        "Contact K8S API Server From Container",
+        "falco",
+        "",
+        "",
+        "falco",
+        "/usr/bin/falco",
+        "Falco",
+        id="falco-process-in-falco-namespace",
+    ),
+]
+
+
+@pytest.mark.parametrize(("rule", "namespace", "repository", "tag", "proc", "exepath", "actor"), BENIGN)
+def test_known_benign_actor_is_recognised_with_a_precise_exception(
+    rule: str, namespace: str, repository: str, tag: str, proc: str, exepath: str, actor: str
+) -> None:
+    """Falco's components, event-generator and the Datadog agent are likely-benign, named, and excepted precisely."""
+    spec = render_alert(
+        actor_alert(rule, namespace, repository, tag, proc, exepath, **{"fd.name": "/etc/x"}), []
+    )["spec"]
+    assert (spec["verdict"], spec["severity"]) == ("likely-benign", "info")
+    assert spec["verdictReason"].startswith("Known benign actor: ")
+    assert f" is {actor}" in spec["verdictReason"] or f" is the {actor}" in spec["verdictReason"]
+    assert actor in spec["summary"]
+    (exception,) = [m for m in spec["mitigations"] if m["kind"] == "falco-exception"]
+    item = yaml.safe_load(exception["snippet"])[0]
+    assert item["rule"] == rule
+    values = dict(zip(item["exceptions"][0]["fields"], item["exceptions"][0]["values"][0], strict=True))
+    assert values["k8s.ns.name"] == namespace
+    assert values["proc.exepath"] == exepath
+    if repository:
+        assert values["container.image.repository"] == repository
+
+
+LOOKALIKES = [
+    pytest.param("ghcr.io/evil/falcosecurity/falco-miner", "falco", "xmrig", id="falco-prefixed-image"),
+    pytest.param("docker.io/attacker/falcosecurity-falco", "shop", "xmrig", id="falco-in-repository-name"),
+    pytest.param("gcr.io/datadoghq/agent", "shop", "agent", id="agent-image-outside-its-namespace"),
+    pytest.param("docker.io/shop/web", "shop", "falco", id="process-named-falco-elsewhere"),
+]
+
+
+@pytest.mark.parametrize(("repository", "namespace", "proc"), LOOKALIKES)
+def test_lookalikes_are_not_taken_for_known_actors(repository: str, namespace: str, proc: str) -> None:
+    """Images merely containing a known name, agents outside their namespace and a process named falco elsewhere stay suspicious."""
+    body = actor_alert(
+        "Contact K8S API Server From Container", namespace, repository, "1.0", proc, f"/usr/bin/{proc}"
+    )
+    spec = render_alert(body, [])["spec"]
+    assert spec["verdict"] == "suspicious"
+    assert spec["severity"] != "info"
+    assert "Known benign actor" not in spec["verdictReason"]
