@@ -98,11 +98,28 @@ def _llm_config(args: argparse.Namespace) -> Any:
     return LLMConfig.from_env(env)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _kubeconfig(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--kubeconfig", default=None, help="kubeconfig file (default: $KUBECONFIG, then in-cluster)"
     )
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    _kubeconfig(p)
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"), help="DEBUG, INFO, WARNING or ERROR")
+
+
+def _scope(p: argparse.ArgumentParser, what: str) -> None:
+    """--namespace NS or -A (the default), as kubectl spells them."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--namespace", "-n", help=f"{what} of this namespace only")
+    group.add_argument(
+        "--all-namespaces",
+        "-A",
+        action="store_true",
+        help=f"{what} of every namespace (the default when --namespace is not given)",
+    )
+    _kubeconfig(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,9 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--namespace",
         action="append",
-        default=[],
-        help="watch only this namespace (repeatable); default: cluster-wide",
+        default=_namespaces_env(),
+        help="watch only this namespace (repeatable; env FALCO_REPORTER_NAMESPACES, comma-separated); "
+        "default: cluster-wide",
     )
+    _add_llm_flags(run)
     run.add_argument("--no-receiver", action="store_true", help="run the operator only")
     run.add_argument(
         "--peering",
@@ -188,22 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
         "left alone.",
     )
     exp.add_argument("--dir", required=True, type=Path, help="directory to write (created if missing)")
-    scope = exp.add_mutually_exclusive_group()
-    scope.add_argument("--namespace", "-n", help="export reports of this namespace only")
-    scope.add_argument(
-        "--all-namespaces",
-        "-A",
-        action="store_true",
-        help="export reports of every namespace (the default when --namespace is not given)",
-    )
+    _scope(exp, "export reports")
     exp.add_argument(
         "--since", help="only reports whose last occurrence is within this duration, e.g. 24h, 7d"
     )
     exp.add_argument(
         "--format", default="markdown,yaml", help="comma-separated: markdown, yaml (default %(default)s)"
-    )
-    exp.add_argument(
-        "--kubeconfig", default=None, help="kubeconfig file (default: $KUBECONFIG, then in-cluster)"
     )
 
     sup = sub.add_parser(
@@ -213,12 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
         "false-positive, merge them per rule, and print one rules file ready for the Falco chart's "
         "customRules (load it after the upstream rules).",
     )
-    sup_scope = sup.add_mutually_exclusive_group()
-    sup_scope.add_argument("--namespace", "-n", help="only this namespace's reports")
-    sup_scope.add_argument("--all-namespaces", "-A", action="store_true", help="every namespace (default)")
-    sup.add_argument(
-        "--kubeconfig", default=None, help="kubeconfig file (default: $KUBECONFIG, then in-cluster)"
-    )
+    _scope(sup, "accepted false positives")
 
     sub.add_parser("crds", help="print the CustomResourceDefinitions (generated from the models)")
     return parser
