@@ -488,6 +488,19 @@ BENIGN = [
         "Falco",
         id="falco-process-in-falco-namespace",
     ),
+    pytest.param(
+        "Write below etc", "falco", "", "", "falcoctl", "/usr/bin/falcoctl", "falcoctl", id="falcoctl-process"
+    ),
+    pytest.param(
+        "Linux Kernel Module Injection Detected",
+        "falco",
+        "",
+        "",
+        "falco-driver-loader",
+        "/usr/bin/falco-driver-loader",
+        "Falco",
+        id="falco-driver-loader-process",
+    ),
 ]
 
 

@@ -58,6 +58,13 @@ def _add_receiver_flags(p: argparse.ArgumentParser) -> None:
         help="namespace for alerts that name no existing namespace (env FALCO_REPORTER_NAMESPACE)",
     )
     g.add_argument(
+        "--health-bind",
+        default=_env("HEALTH_BIND"),
+        help="also serve /healthz, /readyz and /metrics on this host:port over plain HTTP, e.g. "
+        "0.0.0.0:8081: probes and scraping under mutual TLS, and the only metrics of "
+        "'run --no-receiver' (env FALCO_REPORTER_HEALTH_BIND; default: none)",
+    )
+    g.add_argument(
         "--flush-interval",
         type=float,
         default=float(_env("FLUSH_INTERVAL", "2")),
@@ -150,6 +157,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--peering",
         default=_env("PEERING"),
         help="kopf peering name for safe hand-over between replicas (default: standalone)",
+    )
+    run.add_argument(
+        "--peering-priority",
+        type=int,
+        default=int(_env("PEERING_PRIORITY", "0")),
+        help="kopf peering priority: of two live operators the higher one works and the other "
+        "pauses; equal priorities pause both (env FALCO_REPORTER_PEERING_PRIORITY; default %(default)s)",
+    )
+    run.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=int(_env("PEERING_LIFETIME", "60")),
+        help="seconds after its last keep-alive that a silent peer counts as dead and a paused "
+        "operator takes over (env FALCO_REPORTER_PEERING_LIFETIME; default %(default)s)",
     )
     run.add_argument(
         "--liveness",
@@ -263,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
         export_dir=getattr(args, "export_dir", "") or "",
         export_interval=getattr(args, "export_interval", 30.0),
         llm=llm,
+        health_bind=args.health_bind,
+        peering_priority=getattr(args, "peering_priority", 0),
+        peering_lifetime=getattr(args, "peering_lifetime", 60),
     )
     try:
         if args.command == "receiver":

@@ -23,7 +23,14 @@ from falco_reporter.kube.dryrun import ManifestDryRun
 from falco_reporter.kube.objects import KubeObjects
 from falco_reporter.kube.resources import CustomResources
 from falco_reporter.models.resources import ALERTREPORTS, FALCOALERTS, LABEL_FALSE_POSITIVE
-from falco_reporter.receiver.http import ReceiverSettings, build_app, cached_probe, serve
+from falco_reporter.receiver.http import (
+    ReadyProbe,
+    ReceiverSettings,
+    build_app,
+    build_health_app,
+    cached_probe,
+    serve,
+)
 from falco_reporter.receiver.ingest import IngestConfig, IngestService
 from falco_reporter.reconciler.handlers import register
 from falco_reporter.reconciler.review import ReviewReconciler
@@ -47,6 +54,12 @@ class RunSettings:
     export_dir: str = ""
     export_interval: float = 30.0
     llm: LLMConfig = field(default_factory=LLMConfig)
+    #: host:port of a plain-HTTP server with /healthz, /readyz and /metrics only ("" = none).
+    health_bind: str = ""
+    #: kopf peering: of two live operators the higher priority works, the other pauses (equal
+    #: priorities pause both); a peer whose record is older than its lifetime counts as dead.
+    peering_priority: int = 0
+    peering_lifetime: int = 60
 
 
 def report_service(
@@ -68,7 +81,11 @@ def report_service(
     )
 
 
-def _ingest(settings: RunSettings) -> tuple[IngestService, Any]:
+def _ready_probe(objects: KubeObjects, settings: RunSettings) -> ReadyProbe:
+    return cached_probe(lambda: objects.namespace_exists(settings.fallback_namespace) or True)
+
+
+def _ingest(settings: RunSettings) -> tuple[IngestService, ReadyProbe]:
     kube = connect(settings.kubeconfig)
     objects = KubeObjects(kube, namespaces=settings.namespaces)
     service = IngestService(
@@ -80,20 +97,35 @@ def _ingest(settings: RunSettings) -> tuple[IngestService, Any]:
             namespaces=frozenset(settings.namespaces),
         ),
     )
-    return service, cached_probe(lambda: objects.namespace_exists(settings.fallback_namespace) or True)
+    return service, _ready_probe(objects, settings)
+
+
+def _health_task(settings: RunSettings, stop: asyncio.Event, probe: ReadyProbe | None) -> asyncio.Task[None]:
+    """The plain-HTTP probe and metrics server of ``--health-bind``."""
+    host, _, port = settings.health_bind.rpartition(":")
+    if probe is None:
+        probe = _ready_probe(KubeObjects(connect(settings.kubeconfig), settings.namespaces), settings)
+    where = ReceiverSettings(host=host or "0.0.0.0", port=int(port))  # noqa: S104 - probes come from the kubelet
+    return asyncio.create_task(serve(build_health_app(probe), where, stop, name="health"), name="health-server")
 
 
 def _receiver_tasks(settings: RunSettings, stop: asyncio.Event) -> list[asyncio.Task[None]]:
-    """The receiver's server and flusher, as tasks that end (after a final flush) when ``stop`` is set."""
-    assert settings.receiver is not None
-    service, probe = _ingest(settings)
-    return [
-        asyncio.create_task(service.run_flusher(stop), name="receiver-flusher"),
-        asyncio.create_task(
-            serve(build_app(service, settings.receiver, probe), settings.receiver, stop),
-            name="receiver-server",
-        ),
-    ]
+    """The receiver's server and flusher (and the health server), as tasks that end (after a final
+    flush) when ``stop`` is set."""
+    probe: ReadyProbe | None = None
+    tasks: list[asyncio.Task[None]] = []
+    if settings.receiver is not None:
+        service, probe = _ingest(settings)
+        tasks += [
+            asyncio.create_task(service.run_flusher(stop), name="receiver-flusher"),
+            asyncio.create_task(
+                serve(build_app(service, settings.receiver, probe), settings.receiver, stop),
+                name="receiver-server",
+            ),
+        ]
+    if settings.health_bind:
+        tasks.append(_health_task(settings, stop, probe))
+    return tasks
 
 
 async def run_receiver(settings: RunSettings) -> None:
@@ -129,6 +161,7 @@ def build_registry(settings: RunSettings, service: ReportService | None = None) 
     )
     registry = kopf.OperatorRegistry()
     register(registry, reconciler, ReviewReconciler(alerts, reports, kb))
+    run_settings = settings
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -140,6 +173,7 @@ def build_registry(settings: RunSettings, service: ReportService | None = None) 
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 300
         settings.networking.request_timeout = 30
+        settings.peering.lifetime = run_settings.peering_lifetime
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -163,7 +197,7 @@ async def run_operator(
     stop = asyncio.Event()
     # kopf cancels every task created after it starts when it stops; ours must exist before it
     # does, so the receiver can finish in-flight requests and flush repeat counts on shutdown.
-    tasks = _receiver_tasks(settings, stop) if settings.receiver else []
+    tasks = _receiver_tasks(settings, stop)
     if settings.export_dir:
         reports = CustomResources(connect(settings.kubeconfig), ALERTREPORTS)
         namespace = settings.namespaces[0] if len(settings.namespaces) == 1 else None
@@ -185,6 +219,7 @@ async def run_operator(
             namespaces=settings.namespaces,
             standalone=not settings.peering,
             peering_name=settings.peering or None,
+            priority=settings.peering_priority,
             liveness_endpoint=settings.liveness or None,
             stop_flag=stop_flag,
         )

@@ -39,6 +39,10 @@ SETTINGS_KEY = web.AppKey("settings", ReceiverSettings)
 PROBE_KEY: web.AppKey[ReadyProbe] = web.AppKey("ready_probe")
 
 
+# Bound once: the series exist (at 0) from the start, and no label lookup per request.
+_ACCEPTED = {True: metrics.ALERTS_ACCEPTED.labels("created"), False: metrics.ALERTS_ACCEPTED.labels("merged")}
+
+
 def _error(status: int, code: str, message: str, **headers: str) -> web.Response:
     metrics.ALERTS_REJECTED.labels(code).inc()
     return web.json_response({"error": code, "message": message}, status=status, headers=headers or None)
@@ -87,8 +91,11 @@ async def post_alert(request: web.Request) -> web.Response:
     except InvalidAlert as exc:
         return _error(400, "invalid_alert", str(exc))
     service = request.app[SERVICE_KEY]
+    # A repeat of a stored alert is counted without awaiting anything (no task, no timer).
+    result = service.merge_known(spec)
     try:
-        result = await asyncio.wait_for(service.ingest(spec), timeout=settings.request_timeout)
+        if result is None:
+            result = await asyncio.wait_for(service.ingest(spec), timeout=settings.request_timeout)
     except TimeoutError:
         return _error(
             503, "timeout", f"not stored within {settings.request_timeout:g}s; retry", **{"Retry-After": "1"}
@@ -99,7 +106,7 @@ async def post_alert(request: web.Request) -> web.Response:
         return _error(503, "api_unavailable", f"the alert was not stored: {exc}", **{"Retry-After": "2"})
     except KubeError as exc:
         return _error(503, "api_error", f"the alert was not stored: {exc}", **{"Retry-After": "5"})
-    metrics.ALERTS_ACCEPTED.labels("created" if result.created else "merged").inc()
+    _ACCEPTED[result.created].inc()
     metrics.ACK_LATENCY.observe(time.perf_counter() - started)
     return web.json_response(
         {"status": "accepted", "namespace": result.namespace, "name": result.name, "created": result.created},
@@ -145,6 +152,22 @@ def build_app(
     return app
 
 
+def build_health_app(ready_probe: ReadyProbe, max_body: int = 1024) -> web.Application:
+    """Probes and metrics alone, plain HTTP (``--health-bind``): for kubelet probes and Prometheus
+    when the receiver requires mutual TLS, and for ``run --no-receiver``, which has no receiver."""
+    app = web.Application(client_max_size=max_body, middlewares=[_errors])
+    app[SETTINGS_KEY] = ReceiverSettings(max_body=max_body)
+    app[PROBE_KEY] = ready_probe
+    app.add_routes(
+        [
+            web.get("/healthz", healthz),
+            web.get("/readyz", readyz),
+            web.get("/metrics", metrics_endpoint),
+        ]
+    )
+    return app
+
+
 def ssl_context(settings: ReceiverSettings) -> ssl.SSLContext | None:
     """HTTPS when a certificate is configured; mutual TLS when a client CA is too."""
     if not settings.tls_cert:
@@ -174,13 +197,15 @@ def cached_probe(check: Callable[[], bool], ttl: float = 5.0) -> ReadyProbe:
     return probe
 
 
-async def serve(app: web.Application, settings: ReceiverSettings, stop: asyncio.Event) -> None:
+async def serve(
+    app: web.Application, settings: ReceiverSettings, stop: asyncio.Event, name: str = "receiver"
+) -> None:
     """Serve until ``stop`` is set."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context(settings))
     await site.start()
-    log.info("receiver listening on %s:%s", settings.host, settings.port)
+    log.info("%s listening on %s:%s", name, settings.host, settings.port)
     try:
         await stop.wait()
     finally:

@@ -5,27 +5,35 @@ fingerprint are counted in memory and flushed as one status patch per object eve
 ``flush_interval`` seconds, so a storm of one alert costs one write every two seconds.
 A crash loses at most the unflushed repeat counts, never an alert: every distinct alert
 was stored before its 202.
+
+A FalcoAlert without ``status.occurrences`` has occurred once (its creation, at ``spec.time``);
+flushes add only repeats on top of that. So an alert that never repeats costs one API call
+(its create), not three (create, then a read and a status patch to record "count 1").
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from falco_reporter import __version__, metrics
 from falco_reporter.kube.errors import KubeConflict, KubeNotFound, KubeUnavailable
 from falco_reporter.kube.objects import KubeObjects
-from falco_reporter.kube.resources import CustomResources, add_occurrences
+from falco_reporter.kube.resources import CustomResources
 from falco_reporter.models.falco import FalcoAlertSpec, object_name
 from falco_reporter.models.resources import API, MANAGED_BY
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,9 @@ class IngestConfig:
     namespace_ttl: float = 30.0
     known_limit: int = 200_000
     flush_concurrency: int = 8
+    #: Threads for API calls (the client blocks). asyncio's default pool has only cpu+4 threads,
+    #: which capped concurrent creates below the number of concurrent senders.
+    api_workers: int = 32
     #: Namespaced installs: alerts for other namespaces go to the fallback (we may not write there).
     namespaces: frozenset[str] = frozenset()
 
@@ -82,7 +93,30 @@ class IngestService:
         self._pending: dict[Key, _Pending] = {}
         self._namespaces: dict[str, tuple[bool, float]] = {}
         self._flush_lock = asyncio.Lock()
+        self._executor = ThreadPoolExecutor(self.config.api_workers, thread_name_prefix="ingest-api")
         self.stats = IngestStats()
+
+    async def _api(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run one blocking API call on the ingest pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+
+    def merge_known(self, spec: FalcoAlertSpec) -> IngestResult | None:
+        """The repeat fast path, without awaiting: count a repeat of an alert already stored.
+
+        None when the alert is not known to be stored (or its namespace needs a fresh lookup);
+        the caller then awaits :meth:`ingest`.
+        """
+        namespace = self._cached_placement(spec.subject.namespace)
+        if namespace is None:
+            return None
+        key = (namespace, object_name(spec))
+        if key not in self._known:
+            return None
+        self._known.move_to_end(key)
+        self._count(key, spec.time)
+        self.stats.merged += 1
+        return IngestResult(namespace, key[1], created=False)
 
     async def ingest(self, spec: FalcoAlertSpec) -> IngestResult:
         """Store or merge one alert. Raises KubeUnavailable when it could not be stored."""
@@ -108,17 +142,19 @@ class IngestService:
             attempt.set_result(None)
             del self._creating[key]
         self._remember(key)
-        self._count(key, spec.time)
         if created:
+            # The new object itself records this occurrence (no status = count 1 at spec.time).
             self.stats.created += 1
         else:
+            # Someone else (another receiver, or ours before a restart) stored it: a repeat.
+            self._count(key, spec.time)
             self.stats.merged += 1
         return IngestResult(namespace, name, created=created)
 
     async def _create(self, namespace: str, name: str, spec: FalcoAlertSpec) -> bool:
         body = alert_object(namespace, name, spec)
         try:
-            await asyncio.to_thread(self._alerts.create, namespace, body)
+            await self._api(self._alerts.create, namespace, body)
         except KubeConflict:
             return False
         except KubeNotFound:
@@ -130,19 +166,25 @@ class IngestService:
             return await self._create(self.config.fallback_namespace, name, spec)
         return True
 
-    async def _placement(self, namespace: str) -> str:
-        """The alert's own namespace when it exists, so namespace RBAC governs who sees it."""
+    def _cached_placement(self, namespace: str) -> str | None:
+        """Placement from the namespace cache alone; None when a lookup is due."""
         if not namespace or (self.config.namespaces and namespace not in self.config.namespaces):
             return self.config.fallback_namespace
         cached = self._namespaces.get(namespace)
+        if cached is None or time.monotonic() - cached[1] > self.config.namespace_ttl:
+            return None
+        return namespace if cached[0] else self.config.fallback_namespace
+
+    async def _placement(self, namespace: str) -> str:
+        """The alert's own namespace when it exists, so namespace RBAC governs who sees it."""
+        placed = self._cached_placement(namespace)
+        if placed is not None:
+            return placed
         now = time.monotonic()
-        if cached is None or now - cached[1] > self.config.namespace_ttl:
-            exists = await asyncio.to_thread(self._objects.namespace_exists, namespace)
-            self._namespaces[namespace] = (exists, now)
-            if len(self._namespaces) > 10_000:
-                self._namespaces.pop(next(iter(self._namespaces)))
-        else:
-            exists = cached[0]
+        exists = await self._api(self._objects.namespace_exists, namespace)
+        self._namespaces[namespace] = (exists, now)
+        if len(self._namespaces) > 10_000:
+            self._namespaces.pop(next(iter(self._namespaces)))
         return namespace if exists else self.config.fallback_namespace
 
     def _remember(self, key: Key) -> None:
@@ -168,8 +210,8 @@ class IngestService:
             async def one(key: Key, pending: _Pending) -> None:
                 async with limit:
                     try:
-                        await asyncio.to_thread(
-                            add_occurrences,
+                        await self._api(
+                            add_repeats,
                             self._alerts,
                             key[0],
                             key[1],
@@ -197,6 +239,42 @@ class IngestService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.config.flush_interval)
             await self.flush()
+
+
+def add_repeats(
+    alerts: CustomResources,
+    namespace: str,
+    name: str,
+    delta: int,
+    first_seen: str,
+    last_seen: str,
+    *,
+    attempts: int = 8,
+) -> int:
+    """Add ``delta`` repeats to status.occurrences atomically; return the new count.
+
+    No ``status.occurrences`` means the object's creation is its only occurrence so far (count 1
+    at ``spec.time``), so every receiver adds only the repeats it saw. Read-modify-write
+    preconditioned on resourceVersion: concurrent receivers (and the operator's own status
+    writes) never lose an increment; a 409 re-reads and retries.
+    """
+    for _ in range(attempts):
+        obj = alerts.get(namespace, name)
+        occ = (obj.get("status") or {}).get("occurrences") or {}
+        created_at = str((obj.get("spec") or {}).get("time") or "")
+        count = (int(occ["count"]) if occ.get("count") else 1) + delta
+        first = min(filter(None, [occ.get("firstSeen") or created_at, first_seen]), default="")
+        last = max(filter(None, [occ.get("lastSeen") or created_at, last_seen]), default="")
+        patch = {
+            "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
+            "status": {"occurrences": {"count": count, "firstSeen": first, "lastSeen": last}},
+        }
+        try:
+            alerts.patch_status(namespace, name, patch)
+        except KubeConflict:
+            continue
+        return count
+    raise KubeConflict(f"could not update occurrences of {namespace}/{name} after {attempts} attempts", 409)
 
 
 def alert_object(namespace: str, name: str, spec: FalcoAlertSpec) -> dict[str, Any]:

@@ -61,6 +61,7 @@ def register(
     async def sync_occurrences(
         name: str,
         namespace: str | None,
+        uid: str,
         status: kopf.Status,
         memo: Any,
         type: str,
@@ -74,7 +75,7 @@ def register(
         if synced.get(key) == count:
             return
         try:
-            if await reconciler.sync_occurrences(namespace, name, dict(occurrences)):
+            if await reconciler.sync_occurrences(namespace, name, dict(occurrences), uid=uid):
                 synced[key] = count
         except RetryLater as exc:
             # Event handlers are not retried by kopf; the next status change syncs again.

@@ -92,7 +92,7 @@ class AlertReconciler:
         try:
             existing = await asyncio.to_thread(self._reports.find, namespace, name)
             if existing is not None:
-                return self._existing(existing, generation, name)
+                return self._existing(existing, generation, name, uid)
             started = time.perf_counter()
             enrichment = await asyncio.to_thread(enrich, alert, self._objects)
             occurrences = _occurrences(alert, status)
@@ -129,11 +129,19 @@ class AlertReconciler:
             occurrences.count,
         )
 
-    def _existing(self, report: dict[str, Any], generation: int, name: str) -> Outcome:
+    def _existing(self, report: dict[str, Any], generation: int, name: str, uid: str) -> Outcome:
         """The report exists (a restart, or a recurring alert): never rewrite it, maybe mark it suppressed."""
         count = int(((report.get("spec") or {}).get("occurrences") or {}).get("count", 0))
+        suppressed = bool((report.get("status") or {}).get("suppression"))
+        owners = [o.get("uid") for o in (report.get("metadata") or {}).get("ownerReferences") or []]
+        if not suppressed and owners and uid not in owners:
+            # The report belongs to an earlier FalcoAlert of this name that was deleted; the
+            # garbage collector is about to delete it. Write ours once it is gone.
+            raise RetryLater(
+                "the existing report belongs to a deleted FalcoAlert; waiting for its removal", 3
+            )
         conditions = [self._reported(generation, "AlreadyReported", "report exists")]
-        if (report.get("status") or {}).get("suppression"):
+        if suppressed:
             conditions.append(
                 Condition(
                     type=COND_SUPPRESSED,
@@ -163,14 +171,34 @@ class AlertReconciler:
             return False
         return True
 
-    async def sync_occurrences(self, namespace: str, name: str, occurrences: dict[str, Any]) -> bool:
-        """Copy the alert's occurrences into its report without regenerating it."""
+    async def sync_occurrences(
+        self, namespace: str, name: str, occurrences: dict[str, Any], *, uid: str = ""
+    ) -> bool:
+        """Copy the alert's occurrences into its report without regenerating it.
+
+        A durable false-positive report outlives its first FalcoAlert: occurrences of a later
+        FalcoAlert (another uid) are counted as ``status.suppressedOccurrences`` instead of
+        overwriting the reviewed report's own history.
+        """
         try:
             occ = Occurrences.model_validate(occurrences)
         except ValidationError:
             return False
-        patch = {"spec": {"occurrences": occ.model_dump(by_alias=True)}}
         try:
+            report = await asyncio.to_thread(self._reports.find, namespace, name)
+            if report is None:
+                return False
+            if uid and ((report.get("spec") or {}).get("alertRef") or {}).get("uid") not in ("", None, uid):
+                if not (report.get("status") or {}).get("suppression"):
+                    return False  # a stale report about to be garbage-collected
+                await asyncio.to_thread(
+                    self._reports.patch_status,
+                    namespace,
+                    name,
+                    {"status": {"suppressedOccurrences": occ.count}},
+                )
+                return True
+            patch = {"spec": {"occurrences": occ.model_dump(by_alias=True)}}
             await asyncio.to_thread(self._reports.patch, namespace, name, patch)
         except KubeNotFound:
             return False

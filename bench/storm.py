@@ -1,0 +1,177 @@
+"""The operator in-process with a fake chat model, for the LLM storm measurement.
+
+``CountingChatModel`` answers like a real provider would (a tool call with a valid answer that
+names the alert's rule) after sleeping ``delay`` seconds, and counts its calls. ``InProcessOperator``
+runs ``runtime.run_operator`` with the receiver embedded in a thread of this process, so the
+benchmark can read ``falco_reporter.metrics`` directly.
+
+``SingleFlightWriter`` is NOT product code: it is the proposed fix for ``reporting/chain.py``
+(at most one model call in flight per answer-cache key; the others wait and then hit the cache),
+measured beside the product so the report can say what the fix would change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import Field
+
+from falco_reporter import metrics, runtime
+from falco_reporter.knowledge.base import load
+from falco_reporter.kube.client import connect
+from falco_reporter.kube.dryrun import ManifestDryRun
+from falco_reporter.receiver.http import ReceiverSettings
+from falco_reporter.reporting.cache import answer_key
+from falco_reporter.reporting.chain import PROMPT_VERSION, LLMWriter
+from falco_reporter.reporting.context import ReportContext, ReportDraft
+from falco_reporter.reporting.llm_config import LLMConfig
+from falco_reporter.reporting.service import ReportService
+
+_RULE = re.compile(r'"rule": "((?:[^"\\]|\\.)*)"')
+
+
+def fake_answer(rule: str) -> dict[str, Any]:
+    return {
+        "summary": f"The Falco rule {rule} fired in a workload container; the process and image match "
+        "a known pattern for this rule.",
+        "analysis": f"**What happened.** {rule} matched a process in the container.\n\n"
+        "**Why it matters.** Check who started it and whether the image is expected to do this.",
+        "severity": "medium",
+        "verdict": "suspicious",
+        "verdict_reason": "The activity matches the rule and nothing in the data explains it as routine.",
+        "false_positive_hints": ["A maintenance job run by an operator of the cluster."],
+        "mitigations": [
+            {
+                "title": "Review who can exec into this workload",
+                "description": "Limit pods/exec to the on-call group with RBAC.",
+                "kind": "process",
+                "language": "text",
+                "snippet": "",
+            }
+        ],
+        "references": [],
+    }
+
+
+class CountingChatModel(BaseChatModel):
+    """A chat model that sleeps like a real one, answers with a valid tool call, and counts calls."""
+
+    delay: float = 0.5
+    counter: dict[str, int] = Field(default_factory=lambda: {"calls": 0, "in_flight": 0, "max_in_flight": 0})
+
+    @property
+    def _llm_type(self) -> str:
+        return "counting-fake"
+
+    def bind_tools(self, tools: Any, *, tool_choice: Any = None, **kwargs: Any) -> CountingChatModel:  # type: ignore[override]
+        return self
+
+    def _reply(self, messages: Sequence[BaseMessage]) -> ChatResult:
+        text = "".join(str(m.content) for m in messages)
+        match = _RULE.search(text)
+        rule = match.group(1) if match else "unknown rule"
+        message = AIMessage(
+            content="",
+            tool_calls=[{"name": "LLMAnswer", "args": fake_answer(rule), "id": "call-1"}],
+            usage_metadata={"input_tokens": 1500, "output_tokens": 300, "total_tokens": 1800},
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
+                  **kwargs: Any) -> ChatResult:
+        self.counter["calls"] += 1
+        time.sleep(self.delay)
+        return self._reply(messages)
+
+    async def _agenerate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
+                         **kwargs: Any) -> ChatResult:
+        self.counter["calls"] += 1
+        self.counter["in_flight"] += 1
+        self.counter["max_in_flight"] = max(self.counter["max_in_flight"], self.counter["in_flight"])
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.counter["in_flight"] -= 1
+        return self._reply(messages)
+
+
+class SingleFlightWriter(LLMWriter):
+    """Proposed fix (bench-only): one model call per answer-cache key at a time."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._flights: dict[str, asyncio.Lock] = {}
+
+    async def write(self, ctx: ReportContext) -> ReportDraft:
+        key = answer_key(ctx.alert, knowledge_version=ctx.knowledge_version, provider=self.backend,
+                         model="", prompt_version=PROMPT_VERSION).digest
+        async with self._flights.setdefault(key, asyncio.Lock()):
+            return await super().write(ctx)
+
+
+def metric_total(name: str) -> float:
+    """Sum of a counter's samples over all labels, from this process's registry."""
+    total = 0.0
+    for family in metrics.REGISTRY.collect():
+        for sample in family.samples:
+            if sample.name == f"{name}_total":
+                total += sample.value
+    return total
+
+
+class InProcessOperator:
+    """``runtime.run_operator`` with the receiver embedded, in a thread, stopped by a flag."""
+
+    def __init__(self, kubeconfig: str, namespace: str, port: int, *, delay: float = 0.5,
+                 single_flight: bool = False, config: LLMConfig | None = None) -> None:
+        self.config = config or LLMConfig(provider="openai-compatible", model="counting-fake",
+                                          base_url="http://127.0.0.1:9/v1")
+        self.model = CountingChatModel(delay=delay)
+        kb = load()
+        writer_type = SingleFlightWriter if single_flight else LLMWriter
+        self.writer = writer_type(self.config, kb, model=self.model)
+        # As runtime.report_service builds it, with the fake model injected.
+        service = ReportService(kb, self.writer, timeout=2 * self.config.timeout_s + 30,
+                                manifest_check=ManifestDryRun(connect(kubeconfig)), redact=self.config.redact)
+        self.settings = runtime.RunSettings(
+            kubeconfig=kubeconfig, namespaces=(namespace,), fallback_namespace=namespace,
+            receiver=ReceiverSettings(host="127.0.0.1", port=port), flush_interval=2.0, llm=self.config)
+        self.url = f"http://127.0.0.1:{port}"
+        self._service = service
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="in-process-operator", daemon=True)
+        self.error: BaseException | None = None
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(runtime.run_operator(self.settings, service=self._service,
+                                             stop_flag=self._stop))  # type: ignore[arg-type]
+        except BaseException as exc:
+            self.error = exc
+
+    def start(self, timeout: float = 30.0) -> InProcessOperator:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self._thread.is_alive():
+                raise RuntimeError(f"in-process operator exited: {self.error!r}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as resp:
+                    if resp.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.1)
+        raise TimeoutError("in-process operator not healthy")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
