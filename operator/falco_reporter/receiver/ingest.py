@@ -62,8 +62,11 @@ class _Pending:
     count: int = 0
     first: str = ""
     last: str = ""
+    #: The latest alert counted here: recreates the object if a user deleted it meanwhile.
+    spec: FalcoAlertSpec | None = None
 
-    def add(self, when: str, count: int = 1) -> None:
+    def add(self, when: str, count: int = 1, spec: FalcoAlertSpec | None = None) -> None:
+        self.spec = spec or self.spec
         self.count += count
         self.first = min(self.first, when) if self.first else when
         self.last = max(self.last, when)
@@ -114,7 +117,7 @@ class IngestService:
         if key not in self._known:
             return None
         self._known.move_to_end(key)
-        self._count(key, spec.time)
+        self._count(key, spec.time, spec=spec)
         self.stats.merged += 1
         return IngestResult(namespace, key[1], created=False)
 
@@ -125,7 +128,7 @@ class IngestService:
         key = (namespace, name)
         if key in self._known:
             self._known.move_to_end(key)
-            self._count(key, spec.time)
+            self._count(key, spec.time, spec=spec)
             self.stats.merged += 1
             return IngestResult(namespace, name, created=False)
         waiting = self._creating.get(key)
@@ -147,7 +150,7 @@ class IngestService:
             self.stats.created += 1
         else:
             # Someone else (another receiver, or ours before a restart) stored it: a repeat.
-            self._count(key, spec.time)
+            self._count(key, spec.time, spec=spec)
             self.stats.merged += 1
         return IngestResult(namespace, name, created=created)
 
@@ -192,8 +195,8 @@ class IngestService:
         while len(self._known) > self.config.known_limit:
             self._known.popitem(last=False)
 
-    def _count(self, key: Key, when: str, count: int = 1) -> None:
-        self._pending.setdefault(key, _Pending()).add(when, count)
+    def _count(self, key: Key, when: str, count: int = 1, *, spec: FalcoAlertSpec | None = None) -> None:
+        self._pending.setdefault(key, _Pending()).add(when, count, spec)
         self.stats.pending_keys = len(self._pending)
         metrics.PENDING_REPEATS.set(len(self._pending))
 
@@ -222,8 +225,9 @@ class IngestService:
                         self.stats.flushed_patches += 1
                         metrics.FLUSHES.labels("ok").inc()
                     except KubeNotFound:
-                        # Deleted by a user: forget it; the next alert recreates it.
-                        self._known.pop(key, None)
+                        # Deleted (by a user) after we acknowledged repeats of it: those repeats
+                        # must not be lost, so store the alert again; it counts one occurrence.
+                        await self._recreate(key, pending)
                     except Exception as exc:
                         self.stats.flush_failures += 1
                         metrics.FLUSHES.labels("retry").inc()
@@ -232,6 +236,20 @@ class IngestService:
                         self._pending[key].add(pending.last, 0)
 
             await asyncio.gather(*(one(k, p) for k, p in batch.items()))
+
+    async def _recreate(self, key: Key, pending: _Pending) -> None:
+        if pending.spec is None:
+            self._known.pop(key, None)
+            return
+        try:
+            created = await self._create(key[0], key[1], pending.spec)
+        except Exception as exc:
+            log.warning("re-creating deleted %s/%s failed, will retry: %s", key[0], key[1], exc)
+            self._count(key, pending.first, pending.count, spec=pending.spec)
+            return
+        remaining = pending.count - (1 if created else 0)
+        if remaining > 0:
+            self._count(key, pending.first, remaining, spec=pending.spec)
 
     async def run_flusher(self, stop: asyncio.Event) -> None:
         """Flush every interval until ``stop`` is set, then flush once more."""
