@@ -62,8 +62,13 @@ def report_bodies(owners: list[list[str]]) -> list[dict[str, Any]]:
     first_ns, first_name, _ = owners[0]
     payload = Payloads("unique", first_ns, "rss").body(0)
     spec = normalise(parse_alert_body(payload))
-    ctx = service.context(spec, Enrichment(namespace=first_ns, pod=spec.subject.pod), name=first_name,
-                          namespace=first_ns, occurrences=Occurrences())
+    ctx = service.context(
+        spec,
+        Enrichment(namespace=first_ns, pod=spec.subject.pod),
+        name=first_name,
+        namespace=first_ns,
+        occurrences=Occurrences(),
+    )
     report = service.write_builtin(ctx)
     template = report_object(first_ns, first_name, "uid", report)
     out = []
@@ -110,8 +115,9 @@ class ApiTarget:
         return f"{self.server}/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}"
 
 
-async def create_raw(target: ApiTarget, plural: str, bodies: list[dict[str, Any]], concurrency: int,
-                     duration: float) -> tuple[Counter[int], list[float], float]:
+async def create_raw(
+    target: ApiTarget, plural: str, bodies: list[dict[str, Any]], concurrency: int, duration: float
+) -> tuple[Counter[int], list[float], float]:
     statuses: Counter[int] = Counter()
     latencies: list[float] = []
     queue = iter(bodies)
@@ -127,7 +133,9 @@ async def create_raw(target: ApiTarget, plural: str, bodies: list[dict[str, Any]
                 data = json.dumps(body).encode()
                 t0 = time.perf_counter()
                 try:
-                    async with session.post(target.url(body["metadata"]["namespace"], plural), data=data) as resp:
+                    async with session.post(
+                        target.url(body["metadata"]["namespace"], plural), data=data
+                    ) as resp:
                         await resp.read()
                         statuses[resp.status] += 1
                 except aiohttp.ClientError:
@@ -139,8 +147,9 @@ async def create_raw(target: ApiTarget, plural: str, bodies: list[dict[str, Any]
     return statuses, latencies, time.perf_counter() - started
 
 
-def create_python(kubeconfig: str, plural: str, bodies: list[dict[str, Any]], concurrency: int,
-                  duration: float) -> tuple[Counter[int], list[float], float]:
+def create_python(
+    kubeconfig: str, plural: str, bodies: list[dict[str, Any]], concurrency: int, duration: float
+) -> tuple[Counter[int], list[float], float]:
     from kubernetes import client, config
     from kubernetes.client.exceptions import ApiException
 
@@ -159,8 +168,9 @@ def create_python(kubeconfig: str, plural: str, bodies: list[dict[str, Any]], co
             return
         t0 = time.perf_counter()
         try:
-            api.create_namespaced_custom_object(GROUP, VERSION, body["metadata"]["namespace"], plural, body,
-                                                _request_timeout=(3, 10))
+            api.create_namespaced_custom_object(
+                GROUP, VERSION, body["metadata"]["namespace"], plural, body, _request_timeout=(3, 10)
+            )
             status = 201
         except ApiException as exc:
             status = int(exc.status or 0)
@@ -192,10 +202,12 @@ def main() -> None:
         plural, bodies = "alertreports", report_bodies(json.loads(Path(args.owners).read_text()))
     if args.client == "raw":
         statuses, latencies, elapsed = asyncio.run(
-            create_raw(ApiTarget(args.kubeconfig), plural, bodies, args.concurrency, args.duration))
+            create_raw(ApiTarget(args.kubeconfig), plural, bodies, args.concurrency, args.duration)
+        )
     else:
-        statuses, latencies, elapsed = create_python(args.kubeconfig, plural, bodies, args.concurrency,
-                                                     args.duration)
+        statuses, latencies, elapsed = create_python(
+            args.kubeconfig, plural, bodies, args.concurrency, args.duration
+        )
     created = statuses.get(201, 0)
     result = {
         "sent": sum(statuses.values()),

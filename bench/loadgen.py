@@ -63,11 +63,16 @@ TEMPLATE: dict[str, Any] = {
 STORM_RULES = (
     ("Terminal shell in container", "sh", "/bin/busybox"),
     ("Read sensitive file untrusted", "cat", "/bin/cat"),
-    ("Drop and execute new binary in container", "payload", "/tmp/payload"),
+    ("Drop and execute new binary in container", "payload", "/tmp/payload"),  # noqa: S108 - alert data
     ("Search Private Keys or Passwords", "find", "/usr/bin/find"),
 )
-STORM_IMAGES = ("docker.io/library/nginx", "ghcr.io/acme/api", "quay.io/acme/worker", "docker.io/library/redis",
-                "registry.k8s.io/pause")
+STORM_IMAGES = (
+    "docker.io/library/nginx",
+    "ghcr.io/acme/api",
+    "quay.io/acme/worker",
+    "docker.io/library/redis",
+    "registry.k8s.io/pause",
+)
 
 
 def storm_patterns(count: int = 20) -> list[tuple[str, str, str, str]]:
@@ -88,15 +93,24 @@ def _stamp(now: float) -> tuple[str, int]:
 class Payloads:
     """Request bodies: per-request time and uuid vary, like real repeats of one alert."""
 
-    def __init__(self, pattern: str, namespace: str, run_id: str, *, pods: int = 50, patterns: int = 20,
-                 seed: int = 1, start: int = 0) -> None:
+    def __init__(
+        self,
+        pattern: str,
+        namespace: str,
+        run_id: str,
+        *,
+        pods: int = 50,
+        patterns: int = 20,
+        seed: int = 1,
+        start: int = 0,
+    ) -> None:
         self.pattern = pattern
         self.namespace = namespace
         self.run_id = run_id
         self.pods = pods
         self.start = start
         self.storm = storm_patterns(patterns)
-        self.rng = random.Random(seed)
+        self.rng = random.Random(seed)  # noqa: S311 - test data, not secrets
 
     def body(self, i: int) -> bytes:
         alert = dict(TEMPLATE)
@@ -143,8 +157,10 @@ class Connection:
         self.host, self.port, self.path, self.timeout = host, port, path, timeout
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
-        self.head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-                     "Connection: keep-alive\r\n").encode()
+        self.head = (
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+            "Connection: keep-alive\r\n"
+        ).encode()
 
     async def request(self, body: bytes) -> tuple[int, bytes]:
         if self.writer is None:
@@ -173,8 +189,17 @@ class Connection:
         self.reader = self.writer = None
 
 
-async def run(url: str, make_body: Callable[[int], bytes], *, count: int, concurrency: int, duration: float,
-              rate: float, timeout: float, record: bool) -> tuple[Results, float]:
+async def run(
+    url: str,
+    make_body: Callable[[int], bytes],
+    *,
+    count: int,
+    concurrency: int,
+    duration: float,
+    rate: float,
+    timeout: float,
+    record: bool,
+) -> tuple[Results, float]:
     parts = urlsplit(url)
     host = parts.hostname or "127.0.0.1"
     if host not in LOOPBACK:
@@ -269,11 +294,27 @@ def main() -> None:
     p.add_argument("--record", action="store_true", help="return every acknowledged object")
     p.add_argument("--out", required=True)
     args = p.parse_args()
-    payloads = Payloads(args.pattern, args.namespace, args.run_id, pods=args.pods, patterns=args.patterns,
-                        seed=args.seed, start=args.start)
-    results, elapsed = asyncio.run(run(args.url, payloads.body, count=args.count, concurrency=args.concurrency,
-                                       duration=args.duration, rate=args.rate, timeout=args.timeout,
-                                       record=args.record))
+    payloads = Payloads(
+        args.pattern,
+        args.namespace,
+        args.run_id,
+        pods=args.pods,
+        patterns=args.patterns,
+        seed=args.seed,
+        start=args.start,
+    )
+    results, elapsed = asyncio.run(
+        run(
+            args.url,
+            payloads.body,
+            count=args.count,
+            concurrency=args.concurrency,
+            duration=args.duration,
+            rate=args.rate,
+            timeout=args.timeout,
+            record=args.record,
+        )
+    )
     with open(args.out, "w", encoding="utf-8") as out:
         json.dump(summary(results, elapsed), out)
 

@@ -86,14 +86,16 @@ class CountingChatModel(BaseChatModel):
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         self.counter["calls"] += 1
         time.sleep(self.delay)
         return self._reply(messages)
 
-    async def _agenerate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
-                         **kwargs: Any) -> ChatResult:
+    async def _agenerate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         self.counter["calls"] += 1
         self.counter["in_flight"] += 1
         self.counter["max_in_flight"] = max(self.counter["max_in_flight"], self.counter["in_flight"])
@@ -112,8 +114,13 @@ class SingleFlightWriter(LLMWriter):
         self._flights: dict[str, asyncio.Lock] = {}
 
     async def write(self, ctx: ReportContext) -> ReportDraft:
-        key = answer_key(ctx.alert, knowledge_version=ctx.knowledge_version, provider=self.backend,
-                         model="", prompt_version=PROMPT_VERSION).digest
+        key = answer_key(
+            ctx.alert,
+            knowledge_version=ctx.knowledge_version,
+            provider=self.backend,
+            model="",
+            prompt_version=PROMPT_VERSION,
+        ).digest
         async with self._flights.setdefault(key, asyncio.Lock()):
             return await super().write(ctx)
 
@@ -131,20 +138,39 @@ def metric_total(name: str) -> float:
 class InProcessOperator:
     """``runtime.run_operator`` with the receiver embedded, in a thread, stopped by a flag."""
 
-    def __init__(self, kubeconfig: str, namespace: str, port: int, *, delay: float = 0.5,
-                 single_flight: bool = False, config: LLMConfig | None = None) -> None:
-        self.config = config or LLMConfig(provider="openai-compatible", model="counting-fake",
-                                          base_url="http://127.0.0.1:9/v1")
+    def __init__(
+        self,
+        kubeconfig: str,
+        namespace: str,
+        port: int,
+        *,
+        delay: float = 0.5,
+        single_flight: bool = False,
+        config: LLMConfig | None = None,
+    ) -> None:
+        self.config = config or LLMConfig(
+            provider="openai-compatible", model="counting-fake", base_url="http://127.0.0.1:9/v1"
+        )
         self.model = CountingChatModel(delay=delay)
         kb = load()
         writer_type = SingleFlightWriter if single_flight else LLMWriter
         self.writer = writer_type(self.config, kb, model=self.model)
         # As runtime.report_service builds it, with the fake model injected.
-        service = ReportService(kb, self.writer, timeout=2 * self.config.timeout_s + 30,
-                                manifest_check=ManifestDryRun(connect(kubeconfig)), redact=self.config.redact)
+        service = ReportService(
+            kb,
+            self.writer,
+            timeout=2 * self.config.timeout_s + 30,
+            manifest_check=ManifestDryRun(connect(kubeconfig)),
+            redact=self.config.redact,
+        )
         self.settings = runtime.RunSettings(
-            kubeconfig=kubeconfig, namespaces=(namespace,), fallback_namespace=namespace,
-            receiver=ReceiverSettings(host="127.0.0.1", port=port), flush_interval=2.0, llm=self.config)
+            kubeconfig=kubeconfig,
+            namespaces=(namespace,),
+            fallback_namespace=namespace,
+            receiver=ReceiverSettings(host="127.0.0.1", port=port),
+            flush_interval=2.0,
+            llm=self.config,
+        )
         self.url = f"http://127.0.0.1:{port}"
         self._service = service
         self._stop = threading.Event()
@@ -153,8 +179,7 @@ class InProcessOperator:
 
     def _run(self) -> None:
         try:
-            asyncio.run(runtime.run_operator(self.settings, service=self._service,
-                                             stop_flag=self._stop))  # type: ignore[arg-type]
+            asyncio.run(runtime.run_operator(self.settings, service=self._service, stop_flag=self._stop))  # type: ignore[arg-type]
         except BaseException as exc:
             self.error = exc
 
@@ -165,7 +190,7 @@ class InProcessOperator:
             if not self._thread.is_alive():
                 raise RuntimeError(f"in-process operator exited: {self.error!r}")
             try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as resp:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as resp:  # noqa: S310 - loopback
                     if resp.status == 200:
                         return self
             except OSError:

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -100,19 +101,43 @@ def _children_and_self() -> float:
 class Reporter:
     """A real ``falco-reporter run|receiver`` process on loopback."""
 
-    def __init__(self, kubeconfig: str, mode: str, log_dir: Path, *args: str, port: int | None = None,
-                 health_port: int | None = None) -> None:
+    def __init__(
+        self,
+        kubeconfig: str,
+        mode: str,
+        log_dir: Path,
+        *args: str,
+        port: int | None = None,
+        health_port: int | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.health_url = f"http://127.0.0.1:{health_port}" if health_port else self.url
-        argv = [sys.executable, "-m", "falco_reporter.cli", mode, "--kubeconfig", kubeconfig,
-                "--bind", f"127.0.0.1:{self.port}", "--log-level", "WARNING", *args]
+        argv = [
+            sys.executable,
+            "-m",
+            "falco_reporter.cli",
+            mode,
+            "--kubeconfig",
+            kubeconfig,
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--log-level",
+            "WARNING",
+            *args,
+        ]
         if health_port:
             argv += ["--health-bind", f"127.0.0.1:{health_port}"]
         self.log_path = log_dir / f"{mode}-{self.port}.log"
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                         cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            self.proc = subprocess.Popen(
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=ROOT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         self.pid = self.proc.pid
 
     def wait_healthy(self, timeout: float = 30) -> Reporter:
@@ -121,7 +146,7 @@ class Reporter:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"falco-reporter exited {self.proc.returncode}: {self.log_tail()}")
             try:
-                with urllib.request.urlopen(f"{self.health_url}/healthz", timeout=1) as resp:
+                with urllib.request.urlopen(f"{self.health_url}/healthz", timeout=1) as resp:  # noqa: S310
                     if resp.status == 200:
                         return self
             except OSError:
@@ -146,10 +171,16 @@ class Reporter:
 
 def run_module(module: str, *args: str, timeout: float = 300) -> dict[str, Any]:
     """Run ``python -m bench.MODULE ... --out FILE`` as its own process and return its JSON result."""
-    out = Path(f"/tmp/falco-reporter-bench-{os.getpid()}-{module}-{time.monotonic_ns()}.json")
+    fd, name = tempfile.mkstemp(prefix=f"falco-reporter-bench-{module}-", suffix=".json")
+    os.close(fd)
+    out = Path(name)
     try:
-        subprocess.run([sys.executable, "-m", f"bench.{module}", *args, "--out", str(out)], cwd=ROOT, check=True,
-                       timeout=timeout)
+        subprocess.run(
+            [sys.executable, "-m", f"bench.{module}", *args, "--out", str(out)],
+            cwd=ROOT,
+            check=True,
+            timeout=timeout,
+        )
         result: dict[str, Any] = json.loads(out.read_text())
         return result
     finally:
@@ -157,15 +188,20 @@ def run_module(module: str, *args: str, timeout: float = 300) -> dict[str, Any]:
 
 
 def start_module(module: str, *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", f"bench.{module}", *args], cwd=ROOT, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", f"bench.{module}", *args],
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def wait_http(url: str, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=1):
+            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - loopback URL we built
                 return
         except OSError:
             time.sleep(0.1)
@@ -226,7 +262,9 @@ class Kube:
 
     def get(self, namespace: str, plural: str, name: str) -> dict[str, Any] | None:
         try:
-            obj: dict[str, Any] = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+            obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name
+            )
             return obj
         except ApiException as exc:
             if exc.status == 404:
@@ -235,8 +273,10 @@ class Kube:
 
     def create_pods(self, namespace: str, names: list[str], image: str) -> None:
         for name in names:
-            body = {"metadata": {"name": name, "labels": {"app": "bench"}},
-                    "spec": {"containers": [{"name": "app", "image": image}]}}
+            body = {
+                "metadata": {"name": name, "labels": {"app": "bench"}},
+                "spec": {"containers": [{"name": "app", "image": image}]},
+            }
             try:
                 self.core.create_namespaced_pod(namespace, body)
             except ApiException as exc:
@@ -265,8 +305,14 @@ class Watcher(threading.Thread):
                 kwargs["resource_version"] = resource_version
             try:
                 self.ready.set()
-                for event in w.stream(self.api.list_namespaced_custom_object, GROUP, VERSION, self.namespace,
-                                      self.plural, **kwargs):
+                for event in w.stream(
+                    self.api.list_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    self.plural,
+                    **kwargs,
+                ):
                     now = time.time()
                     obj = event["object"]
                     resource_version = obj.get("metadata", {}).get("resourceVersion", resource_version)
@@ -277,7 +323,9 @@ class Watcher(threading.Thread):
                     if self._stop_flag.is_set():
                         break
             except ApiException as exc:
-                if exc.status == 410:  # expired: start over (ADDED again for every object, setdefault keeps the first)
+                if (
+                    exc.status == 410
+                ):  # expired: start over (ADDED again for every object, setdefault keeps the first)
                     resource_version = ""
                 else:
                     time.sleep(0.5)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
 import ssl
 import tempfile
 import time
@@ -122,6 +125,22 @@ class LocalCluster:
         self._procs.clear()
         if self._owns_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def stop_apiserver(self) -> None:
+        """Kill the API server as a crash would (SIGKILL); etcd keeps every object. For outage tests."""
+        proc = self._procs.pop("kube-apiserver", None)
+        if proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+    def start_apiserver(self) -> None:
+        """Start the API server again after :meth:`stop_apiserver`: same port, flags and certificates."""
+        if "kube-apiserver" in self._procs:
+            raise RuntimeError("the API server is running")
+        self._start_apiserver()
+        self._write_state()
 
     def __enter__(self) -> LocalCluster:
         return self.start()

@@ -95,7 +95,8 @@ async def post_alert(request: web.Request) -> web.Response:
     result = service.merge_known(spec)
     try:
         if result is None:
-            result = await asyncio.wait_for(service.ingest(spec), timeout=settings.request_timeout)
+            async with asyncio.timeout(settings.request_timeout):  # no extra task, unlike wait_for
+                result = await service.ingest(spec)
     except TimeoutError:
         return _error(
             503, "timeout", f"not stored within {settings.request_timeout:g}s; retry", **{"Retry-After": "1"}
