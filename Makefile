@@ -58,7 +58,7 @@ test: venv bin/kube-apiserver bin/helm llm-setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv
-	$(VENV)/bin/ruff check operator tests hack
+	$(VENV)/bin/ruff check operator tests hack bench
 	$(VENV)/bin/ruff format --check operator tests hack || true
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
@@ -66,6 +66,11 @@ lint: venv
 crds: venv
 	$(PY) hack/write_crds.py
 	cp crds/falcoalerts.yaml crds/alertreports.yaml helm/falco-reporter/crds/
+
+# Throughput, latency, LLM-storm cost and memory on the local control plane; prints a table
+# beside the targets and writes bench/results.json (about 8 minutes on 2 cores).
+bench: venv bin/kube-apiserver
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 helm-lint: venv bin/helm
 	bash hack/helm-lint.sh
