@@ -77,7 +77,7 @@ class Bench:
         self.kube: S.Kube
         self.pids: list[int] = []
         self.receiver: S.Reporter | None = None
-        self.profiles: list[str] = []
+        self.profiles: dict[str, list[str]] = {}
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -198,12 +198,12 @@ class Bench:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            self.profiles.append(str(out))
         try:
             yield
         finally:
             if proc is not None:
                 proc.wait(seconds + 30)
+                self.profiles[name] = _top_frames(out) if out.exists() else ["py-spy wrote no profile"]
 
     # --- setup -----------------------------------------------------------------------------
 
@@ -881,7 +881,7 @@ class Bench:
             "rows": self.rows,
             "checks": self.checks,
             "details": self.details,
-            "profiles": {path: _top_frames(Path(path)) for path in self.profiles if Path(path).exists()},
+            "profiles": self.profiles,
         }
         out = Path(self.args.out)
         out.write_text(json.dumps(result, indent=1, default=str) + "\n", encoding="utf-8")

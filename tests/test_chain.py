@@ -508,6 +508,16 @@ async def test_second_identical_alert_is_a_cache_hit(kb: KnowledgeBase) -> None:
     assert len(fake.prompts) == 2
 
 
+async def test_concurrent_identical_alerts_cost_one_model_call(kb: KnowledgeBase) -> None:
+    """Ten identical alerts written at once (a storm from replicas) make one model call and nine cache hits."""
+    fake = ToolCallingFake(responses=[tool_reply(good_answer())] * 10, delay=0.2)
+    writer = LLMWriter(config(concurrency=4), kb, model=fake)
+    drafts = await asyncio.gather(*(writer.write(context(real_alert())) for _ in range(10)))
+    assert writer.model_calls == 1
+    assert len(fake.prompts) == 1
+    assert sorted(d.writer.cache_hit for d in drafts) == [False] + [True] * 9
+
+
 async def test_call_budget_exhaustion_falls_back_with_reason(kb: KnowledgeBase) -> None:
     """With one call per hour, the second (uncached) alert gets the built-in report and an 'over budget' reason."""
     fake = ToolCallingFake(responses=[tool_reply(good_answer())])

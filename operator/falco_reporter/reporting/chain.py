@@ -11,6 +11,7 @@ writer with the reason in ``writer.fallbackReason``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import logging
@@ -19,7 +20,7 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -415,6 +416,7 @@ class LLMWriter:
         # abandoned on timeout keeps running, so the next one waits for it under this lock.
         self._in_process = config.provider == "llamacpp"
         self._lock = threading.Lock()
+        self._flights: dict[str, tuple[asyncio.Lock, int]] = {}
         self.model_calls = 0
         log.info("%s (%s output)", config.describe(), "structured" if self._structured else "text")
 
@@ -436,6 +438,20 @@ class LLMWriter:
 
     # --- ReportWriter ----------------------------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def _single_flight(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._flights.get(key, (asyncio.Lock(), 0))
+        self._flights[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._flights[key]
+            if users <= 1:
+                del self._flights[key]
+            else:
+                self._flights[key] = (lock, users - 1)
+
     async def write(self, ctx: ReportContext) -> ReportDraft:
         started = self._clock()
         redactor = Redactor()
@@ -452,52 +468,61 @@ class LLMWriter:
             model=self._config.model,
             prompt_version=PROMPT_VERSION,
         )
-        base = self._builtin.write_sync(ctx)
-        cached = self.cache.get(key)
-        if cached is not None:
-            return self._merge(
-                ctx, base, cached, tokens=0, started=started, cache_hit=True, redactions=redactor.kinds
-            )
-
-        format_instructions = "" if self._structured else self._parser.get_format_instructions()
-        messages = build_messages(
-            ctx,
-            alert,
-            enrichment,
-            base,
-            format_instructions=format_instructions,
-            redactor=redactor if self._config.redact else None,
-        )
-        untrusted = untrusted_texts(alert, ctx.enrichment)
-        anchors = grounding_anchors(alert, ctx.enrichment)
-        tokens = 0
-        problems: list[str] = []
-        for attempt in range(1, ATTEMPTS + 1):
-            prompt = messages if not problems else [*messages, HumanMessage(content=_retry_note(problems))]
-            outcome = await self._ask(prompt)
-            tokens += outcome.tokens
-            problems = outcome.problems
-            if outcome.answer is not None and not problems:
-                problems = check_answer(
-                    outcome.answer, allowed_url=self._kb.allowed_url, untrusted=untrusted, anchors=anchors
-                )
-            if outcome.answer is not None and not problems:
-                self.cache.put(key, outcome.answer)
+        # Single flight: a storm of identical alerts (replicas of one workload) must cost one call,
+        # not one per concurrent report; later ones wait and then hit the cache.
+        async with self._single_flight(key.digest):
+            base = self._builtin.write_sync(ctx)
+            cached = self.cache.get(key)
+            if cached is not None:
                 return self._merge(
-                    ctx,
-                    base,
-                    outcome.answer,
-                    tokens=tokens,
-                    started=started,
-                    cache_hit=False,
-                    redactions=redactor.kinds,
+                    ctx, base, cached, tokens=0, started=started, cache_hit=True, redactions=redactor.kinds
                 )
-            log.info(
-                "%s answer rejected (attempt %d/%d): %s", self.backend, attempt, ATTEMPTS, "; ".join(problems)
+
+            format_instructions = "" if self._structured else self._parser.get_format_instructions()
+            messages = build_messages(
+                ctx,
+                alert,
+                enrichment,
+                base,
+                format_instructions=format_instructions,
+                redactor=redactor if self._config.redact else None,
             )
-        raise WriterFailed(
-            _short(f"{self.backend} answer rejected {ATTEMPTS} times: {'; '.join(problems)}", 1000)
-        )
+            untrusted = untrusted_texts(alert, ctx.enrichment)
+            anchors = grounding_anchors(alert, ctx.enrichment)
+            tokens = 0
+            problems: list[str] = []
+            for attempt in range(1, ATTEMPTS + 1):
+                prompt = (
+                    messages if not problems else [*messages, HumanMessage(content=_retry_note(problems))]
+                )
+                outcome = await self._ask(prompt)
+                tokens += outcome.tokens
+                problems = outcome.problems
+                if outcome.answer is not None and not problems:
+                    problems = check_answer(
+                        outcome.answer, allowed_url=self._kb.allowed_url, untrusted=untrusted, anchors=anchors
+                    )
+                if outcome.answer is not None and not problems:
+                    self.cache.put(key, outcome.answer)
+                    return self._merge(
+                        ctx,
+                        base,
+                        outcome.answer,
+                        tokens=tokens,
+                        started=started,
+                        cache_hit=False,
+                        redactions=redactor.kinds,
+                    )
+                log.info(
+                    "%s answer rejected (attempt %d/%d): %s",
+                    self.backend,
+                    attempt,
+                    ATTEMPTS,
+                    "; ".join(problems),
+                )
+            raise WriterFailed(
+                _short(f"{self.backend} answer rejected {ATTEMPTS} times: {'; '.join(problems)}", 1000)
+            )
 
     # --- one model call --------------------------------------------------------------------
 
