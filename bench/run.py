@@ -34,6 +34,7 @@ import logging
 import math
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -914,8 +915,9 @@ def _top_frames(path: Path, count: int = 25) -> list[str]:
         if not samples.isdigit():
             continue
         total += int(samples)
-        for frame in set(stack.split(";")):
-            inclusive[frame.split(" (")[0] + " (" + frame.rsplit("/", 1)[-1]] += int(samples)
+        for frame in {re.sub(r"\(.*/|:\d+\)$", lambda m: "(" if m.group(0).startswith("(") else ")", f)
+                      for f in stack.split(";")}:
+            inclusive[frame] += int(samples)
     return [f"{100 * n / max(1, total):.1f}% {frame}" for frame, n in inclusive.most_common(count)]
 
 
