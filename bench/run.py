@@ -4,8 +4,8 @@
 Starts its own control plane (``LocalCluster``; or uses ``$KUBECONFIG`` when set, which must point
 at a loopback API server) and its own real ``falco-reporter`` processes, drives them from separate
 load-generator processes over loopback only, prints a table and writes ``bench/results.json``.
-Every loop is bounded by a count and a time limit; the whole run takes about 8 minutes on the
-2-core development machine (``--quick``: about 2).
+Every loop is bounded by a count and a time limit; the whole run takes about 7 minutes on the
+2-core development machine when it is otherwise idle (``--quick``: about 3).
 
 Measurements (all in one run, each next to its reference):
 
@@ -16,13 +16,16 @@ Measurements (all in one run, each next to its reference):
    load hits both alike);
 3. a sequential sender (one request at a time, as Falcosidekick with maxconcurrentrequests=1):
    receiver vs no-op server; Falcosidekick itself cannot be built here;
-4. POST -> AlertReport latency at a steady 50 alerts/s with the built-in writer (seen via a watch);
+4. POST -> AlertReport latency at a steady 50 alerts/s with the built-in writer (seen via a watch),
+   beside the same at 20/s, with the CPU each alert costs the operator and the API server;
 5. an LLM storm (10,000 alerts, 20 patterns x 50 pods) with a fake model sleeping like a real one,
-   operator in-process; plus the proposed single-flight fix beside it;
+   operator in-process: model calls and cache hits against the 20 answer-cache keys;
 6. peak RSS of the operator and the receiver with 10,000 FalcoAlerts and 10,000 AlertReports;
 7. the Prometheus counters of each process checked against what was sent.
 
-``--profile`` records py-spy profiles of the receiver (``pip install py-spy`` into the venv first).
+``--profile`` records py-spy profiles of the receiver (installs py-spy into the venv if missing) and
+puts the hottest functions into results.json. The machine's load from other processes is recorded
+per phase (``others_cores``): figures from a busy machine are not comparable.
 """
 
 from __future__ import annotations
@@ -643,24 +646,23 @@ class Bench:
 
     # --- 5. LLM storm ------------------------------------------------------------------------
 
-    def storm(self, single_flight: bool) -> None:
+    def storm(self) -> None:
         from bench.storm import InProcessOperator, metric_total
 
-        label = "with proposed single-flight fix (bench-only)" if single_flight else "product"
         print(
-            f"\n[5] LLM storm, {label}: 10,000 alerts = 20 patterns x 50 pods x 10 repeats, "
+            f"\n[5] LLM storm: {self.args.storm_count:,} alerts = 20 patterns x 50 pods x 10 repeats, "
             f"fake model {self.args.llm_delay}s/call, operator in-process",
             flush=True,
         )
-        ns = self.ns("storm-sf" if single_flight else "storm")
-        run_id = f"{self.run_id}{'f' if single_flight else 's'}"
+        ns = self.ns("storm")
+        run_id = f"{self.run_id}s"
         patterns, pods = 20, 50
         self.kube.create_pods(ns, [f"{run_id}-pod-{i}" for i in range(pods)], "docker.io/library/nginx:1.27")
         port = S.free_port()
         # kopf logs into this process's logging: keep it in a file, not on the benchmark's terminal.
         logging.basicConfig(filename=self.work / "in-process-operator.log", level=logging.INFO, force=True)
         op = InProcessOperator(
-            self.kubeconfig, ns, port, delay=self.args.llm_delay, single_flight=single_flight
+            self.kubeconfig, ns, port, delay=self.args.llm_delay
         )
         calls0, hits0 = (
             metric_total("falco_reporter_llm_calls"),
@@ -697,7 +699,7 @@ class Bench:
         calls_metric = metric_total("falco_reporter_llm_calls") - calls0
         hits_metric = metric_total("falco_reporter_llm_cache_hits") - hits0
         expected_reports = patterns * pods
-        self.details["storm-sf" if single_flight else "storm"] = {
+        self.details["storm"] = {
             "send": _strip(res),
             "fingerprints_acked": len(first),
             "reports_seen": len(watcher.seen),
@@ -716,7 +718,7 @@ class Bench:
                 "timeout_s": op.config.timeout_s,
             },
         }
-        tag = " [fix]" if single_flight else ""
+        tag = ""
         self.row(
             f"LLM storm{tag}: model calls (fake's count)",
             f"{fake['calls']} calls",
@@ -967,8 +969,7 @@ def main() -> int:
         if "latency" in phases:
             bench.latency()
         if "storm" in phases:
-            bench.storm(single_flight=False)
-            bench.storm(single_flight=True)
+            bench.storm()
         if "memory" in phases and "unique" in phases:
             bench.memory()
     finally:

@@ -5,9 +5,6 @@ names the alert's rule) after sleeping ``delay`` seconds, and counts its calls. 
 runs ``runtime.run_operator`` with the receiver embedded in a thread of this process, so the
 benchmark can read ``falco_reporter.metrics`` directly.
 
-``SingleFlightWriter`` is NOT product code: it is the proposed fix for ``reporting/chain.py``
-(at most one model call in flight per answer-cache key; the others wait and then hit the cache),
-measured beside the product so the report can say what the fix would change.
 """
 
 from __future__ import annotations
@@ -30,9 +27,7 @@ from falco_reporter.knowledge.base import load
 from falco_reporter.kube.client import connect
 from falco_reporter.kube.dryrun import ManifestDryRun
 from falco_reporter.receiver.http import ReceiverSettings
-from falco_reporter.reporting.cache import answer_key
-from falco_reporter.reporting.chain import PROMPT_VERSION, LLMWriter
-from falco_reporter.reporting.context import ReportContext, ReportDraft
+from falco_reporter.reporting.chain import LLMWriter
 from falco_reporter.reporting.llm_config import LLMConfig
 from falco_reporter.reporting.service import ReportService
 
@@ -106,25 +101,6 @@ class CountingChatModel(BaseChatModel):
         return self._reply(messages)
 
 
-class SingleFlightWriter(LLMWriter):
-    """Proposed fix (bench-only): one model call per answer-cache key at a time."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._flights: dict[str, asyncio.Lock] = {}
-
-    async def write(self, ctx: ReportContext) -> ReportDraft:
-        key = answer_key(
-            ctx.alert,
-            knowledge_version=ctx.knowledge_version,
-            provider=self.backend,
-            model="",
-            prompt_version=PROMPT_VERSION,
-        ).digest
-        async with self._flights.setdefault(key, asyncio.Lock()):
-            return await super().write(ctx)
-
-
 def metric_total(name: str) -> float:
     """Sum of a counter's samples over all labels, from this process's registry."""
     total = 0.0
@@ -145,7 +121,6 @@ class InProcessOperator:
         port: int,
         *,
         delay: float = 0.5,
-        single_flight: bool = False,
         config: LLMConfig | None = None,
     ) -> None:
         self.config = config or LLMConfig(
@@ -153,8 +128,7 @@ class InProcessOperator:
         )
         self.model = CountingChatModel(delay=delay)
         kb = load()
-        writer_type = SingleFlightWriter if single_flight else LLMWriter
-        self.writer = writer_type(self.config, kb, model=self.model)
+        self.writer = LLMWriter(self.config, kb, model=self.model)
         # As runtime.report_service builds it, with the fake model injected.
         service = ReportService(
             kb,

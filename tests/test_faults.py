@@ -87,8 +87,8 @@ def reports_written(url: str) -> float:
 class Sender:
     """Concurrent keep-alive senders; each alert is tried on ``urls()`` in order until one answers.
 
-    Records every answer as (sent_at, answered_at, status, body) per alert index. A connection
-    error is never an acknowledgement; the next URL (a second receiver) is tried instead.
+    Records the final answer as (index, sent_at, answered_at, status, body). A connection error or
+    a 503 is never an acknowledgement; the next URL (a second receiver) is tried instead.
     """
 
     def __init__(self, payloads: list[bytes], urls: Callable[[], list[str]], *, senders: int = 6,
@@ -126,7 +126,8 @@ class Sender:
     def _run(self) -> None:
         conns: dict[str, http.client.HTTPConnection] = {}
         while (i := self._take()) is not None:
-            for url in self.urls():
+            urls = self.urls()
+            for n, url in enumerate(urls):
                 host, port = url.removeprefix("http://").split(":")
                 conn = conns.get(url) or http.client.HTTPConnection(host, int(port), timeout=15)
                 conns[url] = conn
@@ -141,6 +142,10 @@ class Sender:
                     with self._lock:
                         self.errors[type(exc).__name__] += 1
                     continue  # not acknowledged: try the next receiver
+                if resp.status == 503 and n < len(urls) - 1:  # not stored there: the next receiver may
+                    with self._lock:
+                        self.errors["503"] += 1
+                    continue
                 with self._lock:
                     self.answers.append((i, sent, time.monotonic(), resp.status, json.loads(raw or b"{}")))
                 break
@@ -187,7 +192,6 @@ def test_operator_killed_mid_burst_loses_nothing(cluster, kube_api, namespace, t
         assert {name for _, name in acked} == stored  # every 202 is stored, and nothing else is
         wait_for(lambda: len(names(kube_api, "alertreports", namespace)) >= len(stored), timeout=150,
                  interval=1, what="one report per alert")
-        alerts = objects(kube_api, "falcoalerts", namespace)
         wait_for(lambda: all(reported(a) for a in objects(kube_api, "falcoalerts", namespace)), timeout=60,
                  interval=1, what="every alert Reported")
         alerts = objects(kube_api, "falcoalerts", namespace)

@@ -32,6 +32,7 @@ from langchain_core.output_parsers import PydanticOutputParser
 from langchain_core.runnables import Runnable
 from pydantic import ValidationError
 
+from falco_reporter import metrics
 from falco_reporter.knowledge.base import KnowledgeBase
 from falco_reporter.knowledge.model import KnowledgeEntry
 from falco_reporter.models.falco import FalcoAlertSpec
@@ -474,6 +475,7 @@ class LLMWriter:
             base = self._builtin.write_sync(ctx)
             cached = self.cache.get(key)
             if cached is not None:
+                metrics.LLM_CACHE_HITS.inc()
                 return self._merge(
                     ctx, base, cached, tokens=0, started=started, cache_hit=True, redactions=redactor.kinds
                 )
@@ -532,19 +534,27 @@ class LLMWriter:
         try:
             async with self.budget.slot():
                 self.model_calls += 1
+                called = time.monotonic()
                 try:
                     result = await asyncio.wait_for(self._invoke(runnable, list(messages)), timeout=timeout)
                 except TimeoutError as exc:
+                    metrics.LLM_CALLS.labels("timeout").inc()
                     raise WriterFailed(f"{self.backend} model call timed out after {timeout:g}s") from exc
                 except Exception as exc:  # provider errors: connection, auth, rate limits, ...
+                    metrics.LLM_CALLS.labels("error").inc()
                     raise WriterFailed(
                         f"{self.backend} model call failed: {type(exc).__name__}: {_short(exc)}"
                     ) from exc
+                metrics.LLM_CALLS.labels("ok").inc()
+                metrics.LLM_LATENCY.observe(time.monotonic() - called)
         except OverBudget as exc:
+            metrics.LLM_BUDGET_REJECTIONS.inc()
             raise WriterFailed(f"over budget: {exc}") from exc
         raw = result.get("raw") if isinstance(result, dict) else result
         outcome = self._interpret(result, raw)
-        self.budget.record_tokens(outcome.tokens or _estimate_tokens(messages, raw))
+        used = outcome.tokens or _estimate_tokens(messages, raw)
+        self.budget.record_tokens(used)
+        metrics.LLM_TOKENS.inc(used)
         return outcome
 
     async def _invoke(self, runnable: Runnable[Any, Any], messages: list[BaseMessage]) -> Any:
