@@ -117,7 +117,7 @@ class CustomResources:
             return
 
 
-def add_occurrences(
+def add_repeats(
     alerts: CustomResources,
     namespace: str,
     name: str,
@@ -127,23 +127,20 @@ def add_occurrences(
     *,
     attempts: int = 8,
 ) -> int:
-    """Add ``delta`` to status.occurrences.count atomically; return the new count.
+    """Add ``delta`` repeats to status.occurrences atomically; return the new count.
 
-    Read-modify-write preconditioned on resourceVersion, so concurrent receivers (and the
-    operator's own status writes) never lose an increment: a 409 re-reads and retries.
+    No ``status.occurrences`` means the object's creation is its only occurrence so far (count 1
+    at ``spec.time``), so every receiver adds only the repeats it saw. Read-modify-write
+    preconditioned on resourceVersion: concurrent receivers (and the operator's own status
+    writes) never lose an increment; a 409 re-reads and retries.
     """
     for _ in range(attempts):
         obj = alerts.get(namespace, name)
         occ = (obj.get("status") or {}).get("occurrences") or {}
-        count = int(occ.get("count", 0)) + delta
-        first = (
-            min(filter(None, [occ.get("firstSeen"), first_seen]))
-            if (occ.get("firstSeen") or first_seen)
-            else ""
-        )
-        last = (
-            max(filter(None, [occ.get("lastSeen"), last_seen])) if (occ.get("lastSeen") or last_seen) else ""
-        )
+        created_at = str((obj.get("spec") or {}).get("time") or "")
+        count = (int(occ["count"]) if occ.get("count") else 1) + delta
+        first = min(filter(None, [occ.get("firstSeen") or created_at, first_seen]), default="")
+        last = max(filter(None, [occ.get("lastSeen") or created_at, last_seen]), default="")
         patch = {
             "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
             "status": {"occurrences": {"count": count, "firstSeen": first, "lastSeen": last}},

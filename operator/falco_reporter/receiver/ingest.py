@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from falco_reporter import __version__, metrics
 from falco_reporter.kube.errors import KubeConflict, KubeNotFound, KubeUnavailable
 from falco_reporter.kube.objects import KubeObjects
-from falco_reporter.kube.resources import CustomResources
+from falco_reporter.kube.resources import CustomResources, add_repeats
 from falco_reporter.models.falco import FalcoAlertSpec, object_name
 from falco_reporter.models.resources import API, MANAGED_BY
 
@@ -257,42 +257,6 @@ class IngestService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.config.flush_interval)
             await self.flush()
-
-
-def add_repeats(
-    alerts: CustomResources,
-    namespace: str,
-    name: str,
-    delta: int,
-    first_seen: str,
-    last_seen: str,
-    *,
-    attempts: int = 8,
-) -> int:
-    """Add ``delta`` repeats to status.occurrences atomically; return the new count.
-
-    No ``status.occurrences`` means the object's creation is its only occurrence so far (count 1
-    at ``spec.time``), so every receiver adds only the repeats it saw. Read-modify-write
-    preconditioned on resourceVersion: concurrent receivers (and the operator's own status
-    writes) never lose an increment; a 409 re-reads and retries.
-    """
-    for _ in range(attempts):
-        obj = alerts.get(namespace, name)
-        occ = (obj.get("status") or {}).get("occurrences") or {}
-        created_at = str((obj.get("spec") or {}).get("time") or "")
-        count = (int(occ["count"]) if occ.get("count") else 1) + delta
-        first = min(filter(None, [occ.get("firstSeen") or created_at, first_seen]), default="")
-        last = max(filter(None, [occ.get("lastSeen") or created_at, last_seen]), default="")
-        patch = {
-            "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
-            "status": {"occurrences": {"count": count, "firstSeen": first, "lastSeen": last}},
-        }
-        try:
-            alerts.patch_status(namespace, name, patch)
-        except KubeConflict:
-            continue
-        return count
-    raise KubeConflict(f"could not update occurrences of {namespace}/{name} after {attempts} attempts", 409)
 
 
 def alert_object(namespace: str, name: str, spec: FalcoAlertSpec) -> dict[str, Any]:
