@@ -173,6 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
         "operator takes over (env FALCO_REPORTER_PEERING_LIFETIME; default %(default)s)",
     )
     run.add_argument(
+        "--max-workers",
+        type=int,
+        default=int(_env("MAX_WORKERS", "128")),
+        help="objects handled at once; the rest wait as raw events, which bounds memory when "
+        "thousands of alerts are pending at start-up (env FALCO_REPORTER_MAX_WORKERS; default %(default)s)",
+    )
+    run.add_argument(
         "--liveness",
         default=_env("LIVENESS", ""),
         help="kopf liveness endpoint, e.g. http://0.0.0.0:8081/healthz",
@@ -287,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         health_bind=args.health_bind,
         peering_priority=getattr(args, "peering_priority", 0),
         peering_lifetime=getattr(args, "peering_lifetime", 60),
+        max_workers=getattr(args, "max_workers", 128),
     )
     try:
         if args.command == "receiver":

@@ -22,7 +22,12 @@ from falco_reporter.kube.client import connect
 from falco_reporter.kube.dryrun import ManifestDryRun
 from falco_reporter.kube.objects import KubeObjects
 from falco_reporter.kube.resources import CustomResources
-from falco_reporter.models.resources import ALERTREPORTS, FALCOALERTS, LABEL_FALSE_POSITIVE
+from falco_reporter.models.resources import (
+    ALERTREPORTS,
+    FALCOALERTS,
+    LABEL_FALSE_POSITIVE,
+    accepted_false_positive,
+)
 from falco_reporter.receiver.http import (
     ReadyProbe,
     ReceiverSettings,
@@ -32,6 +37,7 @@ from falco_reporter.receiver.http import (
     serve,
 )
 from falco_reporter.receiver.ingest import IngestConfig, IngestService
+from falco_reporter.reconciler import persistence
 from falco_reporter.reconciler.handlers import register
 from falco_reporter.reconciler.review import ReviewReconciler
 from falco_reporter.reconciler.service import AlertReconciler
@@ -60,6 +66,8 @@ class RunSettings:
     #: priorities pause both); a peer whose record is older than its lifetime counts as dead.
     peering_priority: int = 0
     peering_lifetime: int = 60
+    #: kopf workers (objects handled concurrently); bounds memory with a large backlog.
+    max_workers: int = 128
 
 
 def report_service(
@@ -165,11 +173,7 @@ def build_registry(settings: RunSettings, service: ReportService | None = None) 
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-        # Our CRD schemas are structural; keep kopf's bookkeeping in annotations, not status.
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="falcoreporter.io")
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix="falcoreporter.io", key="last-handled-configuration"
-        )
+        persistence.configure(settings, max_workers=run_settings.max_workers)
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 300
         settings.networking.request_timeout = 30
@@ -249,6 +253,6 @@ def suppressions_file(kubeconfig: str | None, *, namespace: str | None) -> str:
     snippets = [
         r["status"]["suppression"]["exception"]
         for r in sorted(accepted, key=lambda r: (r["metadata"]["namespace"], r["metadata"]["name"]))
-        if ((r.get("status") or {}).get("suppression") or {}).get("exception")
+        if accepted_false_positive(r) and r["status"]["suppression"].get("exception")
     ]
     return merge_rules_file(snippets)

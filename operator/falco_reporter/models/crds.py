@@ -78,9 +78,16 @@ def _crd(
     spec: type[BaseModel],
     status: type[BaseModel],
     columns: list[dict[str, Any]],
+    selectable: list[str],
 ) -> dict[str, Any]:
     spec_schema = structural(spec)
     status_schema = structural(status)
+    # kopf keeps a handler's retry progress here while it retries (empty otherwise).
+    status_schema.setdefault("properties", {})["kopf"] = {
+        "type": "object",
+        "description": "The operator's handler progress while a step is being retried.",
+        "x-kubernetes-preserve-unknown-fields": True,
+    }
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -109,6 +116,9 @@ def _crd(
                     "storage": True,
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": columns,
+                    # Field selectors (Kubernetes >= 1.31): `kubectl get ar --field-selector
+                    # spec.verdict=suspicious`; the operator watches reviewed reports only.
+                    "selectableFields": [{"jsonPath": path} for path in selectable],
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",
@@ -155,6 +165,7 @@ def build_crds() -> list[dict[str, Any]]:
                 age,
                 _col("Reported", '.status.conditions[?(@.type=="Reported")].status', priority=1),
             ],
+            selectable=[".spec.rule", ".spec.priority", ".spec.fingerprint"],
         ),
         _crd(
             kind="AlertReport",
@@ -174,5 +185,6 @@ def build_crds() -> list[dict[str, Any]]:
                 age,
                 _col("Summary", ".spec.summary", priority=1),
             ],
+            selectable=[".spec.review.state", ".spec.severity", ".spec.verdict", ".spec.rule"],
         ),
     ]

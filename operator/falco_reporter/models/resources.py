@@ -21,6 +21,7 @@ COND_REPORTED = "Reported"
 COND_FALSE_POSITIVE = "FalsePositiveAccepted"
 COND_SUPPRESSED = "Suppressed"
 LABEL_FALSE_POSITIVE = "falcoreporter.io/false-positive"
+REVIEW_FALSE_POSITIVE = "false-positive"
 
 
 def now_rfc3339() -> str:
@@ -63,6 +64,8 @@ class ReportRef(BaseModel):
 
     name: str
     """Name of the AlertReport (equal to the FalcoAlert's name)."""
+    occurrences: int = 0
+    """The occurrence count last copied into the report (the operator syncs when it differs)."""
 
 
 class FalcoAlertStatus(BaseModel):
@@ -114,3 +117,15 @@ class AlertReportStatus(BaseModel):
     """Occurrences seen after the false positive was accepted."""
     observed_generation: int = Field(default=0, alias="observedGeneration")
     """The generation last processed."""
+
+
+def accepted_false_positive(report: dict[str, Any]) -> bool:
+    """Whether a report is an accepted false positive: reviewed so now, and its exception produced.
+
+    The reviewer's spec is the decision; the operator's status.suppression is the result. Both
+    must agree, so a stale suppression (its review withdrawn) never suppresses or exports.
+    """
+    review = (report.get("spec") or {}).get("review") or {}
+    return review.get("state") == REVIEW_FALSE_POSITIVE and bool(
+        (report.get("status") or {}).get("suppression")
+    )

@@ -1,18 +1,32 @@
-"""kopf handlers: validate input, call one service, translate its errors, return status."""
+"""kopf handlers: validate input, call one service, translate its errors, return status.
+
+kopf stores no diff base for our objects (see ``persistence``), so each handler below sees
+every event of its object and decides from the object alone what is left to do.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import kopf
 
 from falco_reporter import API_GROUP, API_VERSION
-from falco_reporter.models.resources import ALERTREPORTS, COND_REPORTED, FALCOALERTS, Condition, set_condition
+from falco_reporter.models.resources import (
+    ALERTREPORTS,
+    COND_REPORTED,
+    FALCOALERTS,
+    REVIEW_FALSE_POSITIVE,
+    Condition,
+    set_condition,
+)
 from falco_reporter.reconciler.review import ReviewReconciler
 from falco_reporter.reconciler.service import AlertReconciler, InvalidFalcoAlert, RetryLater
 
 log = logging.getLogger(__name__)
+
+WITHDRAW_ATTEMPTS = 6
 
 
 def register(
@@ -20,9 +34,8 @@ def register(
 ) -> None:
     """Attach the handlers to ``registry`` (one registry per embedded operator)."""
 
-    @kopf.on.resume(API_GROUP, API_VERSION, FALCOALERTS, registry=registry)
     @kopf.on.create(API_GROUP, API_VERSION, FALCOALERTS, registry=registry)
-    async def report_alert(
+    async def falcoalert(
         name: str,
         namespace: str | None,
         uid: str,
@@ -30,10 +43,12 @@ def register(
         status: kopf.Status,
         meta: kopf.Meta,
         patch: kopf.Patch,
-        memo: Any,
         **_: Any,
     ) -> None:
-        if _already_reported(status) or namespace is None:
+        if namespace is None:
+            return
+        if _already_reported(status):
+            await _sync_occurrences(reconciler, namespace, name, uid, status, patch)
             return
         generation = int(meta.get("generation") or 1)
         try:
@@ -49,40 +64,14 @@ def register(
             raise kopf.PermanentError(str(exc)) from exc
         except RetryLater as exc:
             raise kopf.TemporaryError(str(exc), delay=exc.delay) from exc
-        # The report was written with this count: the event handler need not patch it again.
-        memo.setdefault("synced_counts", {})[(namespace, name)] = outcome.count
         patch.status["conditions"] = _merged(status, outcome.conditions)
-        patch.status["reportRef"] = {"name": outcome.report_name}
+        patch.status["reportRef"] = {"name": outcome.report_name, "occurrences": outcome.count}
         patch.status["observedGeneration"] = generation
         if outcome.enrichment is not None:
             patch.status["enrichment"] = outcome.enrichment.model_dump(by_alias=True, mode="json")
 
-    @kopf.on.event(API_GROUP, API_VERSION, FALCOALERTS, registry=registry)
-    async def sync_occurrences(
-        name: str,
-        namespace: str | None,
-        uid: str,
-        status: kopf.Status,
-        memo: Any,
-        type: str,
-        **_: Any,
-    ) -> None:
-        occurrences = status.get("occurrences")
-        if type == "DELETED" or namespace is None or not occurrences or not _already_reported(status):
-            return
-        synced: dict[tuple[str, str], int] = memo.setdefault("synced_counts", {})
-        key, count = (namespace, name), int(occurrences.get("count", 0))
-        if synced.get(key) == count:
-            return
-        try:
-            if await reconciler.sync_occurrences(namespace, name, dict(occurrences), uid=uid):
-                synced[key] = count
-        except RetryLater as exc:
-            # Event handlers are not retried by kopf; the next status change syncs again.
-            log.warning("occurrence sync of %s/%s deferred: %s", namespace, name, exc)
-
-    @kopf.on.field(API_GROUP, API_VERSION, ALERTREPORTS, field="spec.review.state", registry=registry)
-    async def review_changed(
+    @kopf.on.create(API_GROUP, API_VERSION, ALERTREPORTS, registry=registry)
+    async def reviewed_report(
         name: str,
         namespace: str | None,
         spec: kopf.Spec,
@@ -91,11 +80,12 @@ def register(
         patch: kopf.Patch,
         **_: Any,
     ) -> None:
-        if namespace is None:
+        # Only reports reviewed as false positives reach here (a server-side field selector).
+        if namespace is None or ((spec.get("review") or {}).get("state")) != REVIEW_FALSE_POSITIVE:
             return
         generation = int(meta.get("generation") or 1)
         try:
-            outcome = await reviewer.review_changed(
+            outcome = await reviewer.accept(
                 namespace=namespace,
                 name=name,
                 generation=generation,
@@ -104,9 +94,50 @@ def register(
             )
         except RetryLater as exc:
             raise kopf.TemporaryError(str(exc), delay=exc.delay) from exc
+        if outcome is None:
+            return  # already accepted: nothing to write
         for key, value in outcome.status.items():
             patch.status[key] = value
         patch.status["conditions"] = _merged(status, [outcome.condition])
+
+    @kopf.on.event(API_GROUP, API_VERSION, ALERTREPORTS, registry=registry)
+    async def review_withdrawn(name: str, namespace: str | None, type: str, **_: Any) -> None:
+        # A report whose review leaves false-positive drops out of the watched set, which the
+        # watch reports as DELETED (with the old body): look at the object to tell the cases apart.
+        if type != "DELETED" or namespace is None:
+            return
+        # kopf does not retry event handlers: retry here, briefly. Should it still fail, the
+        # leftover suppression is inert (readers also require spec.review.state).
+        for attempt in range(WITHDRAW_ATTEMPTS):
+            try:
+                await reviewer.withdraw_if_changed(namespace, name)
+                return
+            except RetryLater as exc:
+                if attempt + 1 == WITHDRAW_ATTEMPTS:
+                    log.warning("withdrawing the false positive of %s/%s failed: %s", namespace, name, exc)
+                    return
+                await asyncio.sleep(min(exc.delay, 10))
+
+
+async def _sync_occurrences(
+    reconciler: AlertReconciler,
+    namespace: str,
+    name: str,
+    uid: str,
+    status: kopf.Status,
+    patch: kopf.Patch,
+) -> None:
+    """Copy new occurrences into the report; status.reportRef.occurrences records what was copied."""
+    occurrences = status.get("occurrences")
+    ref = status.get("reportRef") or {}
+    if not occurrences or int(occurrences.get("count", 0)) == int(ref.get("occurrences", 0)):
+        return
+    try:
+        synced = await reconciler.sync_occurrences(namespace, name, dict(occurrences), uid=uid)
+    except RetryLater as exc:
+        raise kopf.TemporaryError(str(exc), delay=exc.delay) from exc
+    if synced:
+        patch.status["reportRef"] = {**ref, "occurrences": int(occurrences.get("count", 0))}
 
 
 def _already_reported(status: kopf.Status) -> bool:

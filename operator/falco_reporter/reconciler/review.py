@@ -15,10 +15,17 @@ from typing import Any
 from pydantic import ValidationError
 
 from falco_reporter.knowledge.base import KnowledgeBase
-from falco_reporter.kube.errors import KubeError, KubeUnavailable
+from falco_reporter.kube.errors import KubeError, KubeNotFound, KubeUnavailable
 from falco_reporter.kube.resources import CustomResources
 from falco_reporter.models.falco import FalcoAlertSpec
-from falco_reporter.models.resources import COND_FALSE_POSITIVE, LABEL_FALSE_POSITIVE, Condition, now_rfc3339
+from falco_reporter.models.resources import (
+    COND_FALSE_POSITIVE,
+    LABEL_FALSE_POSITIVE,
+    REVIEW_FALSE_POSITIVE,
+    Condition,
+    now_rfc3339,
+    set_condition,
+)
 from falco_reporter.reconciler.service import RetryLater
 from falco_reporter.reporting.suppression import SuppressionError, alert_from_report, build_suppression
 
@@ -35,7 +42,7 @@ class ReviewReconciler:
         self._reports = reports
         self._kb = kb
 
-    async def review_changed(
+    async def accept(
         self,
         *,
         namespace: str,
@@ -43,38 +50,12 @@ class ReviewReconciler:
         generation: int,
         spec: dict[str, Any],
         status: dict[str, Any],
-    ) -> ReviewOutcome:
-        """Accept or withdraw a false positive according to spec.review.state."""
+    ) -> ReviewOutcome | None:
+        """Produce the Falco exception for a false-positive review; None when it already exists."""
         review = spec.get("review") or {}
+        if status.get("suppression") or _refused(status, generation):
+            return None
         try:
-            if review.get("state") != "false-positive":
-                await asyncio.to_thread(
-                    self._reports.patch,
-                    namespace,
-                    name,
-                    {"metadata": {"labels": {LABEL_FALSE_POSITIVE: None}}},
-                )
-                return ReviewOutcome(
-                    {"suppression": None},
-                    Condition(
-                        type=COND_FALSE_POSITIVE,
-                        status="False",
-                        reason="NotFalsePositive",
-                        message=f"review state is {review.get('state', 'new')}",
-                        observed_generation=generation,
-                    ),
-                )
-            if status.get("suppression"):
-                return ReviewOutcome(
-                    {},
-                    Condition(
-                        type=COND_FALSE_POSITIVE,
-                        status="True",
-                        reason="Accepted",
-                        message="exception already produced",
-                        observed_generation=generation,
-                    ),
-                )
             alert = await self._alert(namespace, name, spec)
         except KubeUnavailable as exc:
             raise RetryLater(str(exc), delay=5) from exc
@@ -122,6 +103,47 @@ class ReviewReconciler:
             ),
         )
 
+    async def withdraw_if_changed(self, namespace: str, name: str) -> None:
+        """The report left the false-positive set (or was deleted): undo the acceptance if it stands.
+
+        A watch reports "no longer matches the selector" as a DELETED event with the old body,
+        the same as a real deletion, so the current object decides.
+        """
+        try:
+            report = await asyncio.to_thread(self._reports.find, namespace, name)
+            if report is None:
+                return
+            state = ((report.get("spec") or {}).get("review") or {}).get("state") or "new"
+            status = report.get("status") or {}
+            labels = (report.get("metadata") or {}).get("labels") or {}
+            if state == REVIEW_FALSE_POSITIVE or (
+                not status.get("suppression") and LABEL_FALSE_POSITIVE not in labels
+            ):
+                return
+            condition = Condition(
+                type=COND_FALSE_POSITIVE,
+                status="False",
+                reason="NotFalsePositive",
+                message=f"review state is {state}",
+                observed_generation=int((report.get("metadata") or {}).get("generation") or 1),
+            )
+            await asyncio.to_thread(
+                self._reports.patch, namespace, name, {"metadata": {"labels": {LABEL_FALSE_POSITIVE: None}}}
+            )
+            conditions = set_condition(list(status.get("conditions") or []), condition)
+            await asyncio.to_thread(
+                self._reports.patch_status,
+                namespace,
+                name,
+                {"status": {"suppression": None, "conditions": conditions}},
+            )
+        except KubeNotFound:
+            return  # deleted meanwhile: nothing left to withdraw
+        except KubeUnavailable as exc:
+            raise RetryLater(str(exc), delay=5) from exc
+        except KubeError as exc:
+            raise RetryLater(str(exc), delay=30) from exc
+
     async def _alert(self, namespace: str, name: str, spec: dict[str, Any]) -> FalcoAlertSpec:
         obj = await asyncio.to_thread(self._alerts.find, namespace, name)
         if obj is not None:
@@ -130,3 +152,13 @@ class ReviewReconciler:
             except ValidationError:
                 pass
         return alert_from_report(spec)
+
+
+def _refused(status: dict[str, Any], generation: int) -> bool:
+    """This generation was already found to admit no exact exception (nothing new to try)."""
+    return any(
+        c.get("type") == COND_FALSE_POSITIVE
+        and c.get("reason") == "NoExceptionPossible"
+        and c.get("observedGeneration") == generation
+        for c in status.get("conditions") or []
+    )

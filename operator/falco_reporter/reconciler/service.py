@@ -29,6 +29,7 @@ from falco_reporter.models.resources import (
     COND_SUPPRESSED,
     MANAGED_BY,
     Condition,
+    accepted_false_positive,
 )
 from falco_reporter.reporting.service import ReportService
 
@@ -132,7 +133,7 @@ class AlertReconciler:
     def _existing(self, report: dict[str, Any], generation: int, name: str, uid: str) -> Outcome:
         """The report exists (a restart, or a recurring alert): never rewrite it, maybe mark it suppressed."""
         count = int(((report.get("spec") or {}).get("occurrences") or {}).get("count", 0))
-        suppressed = bool((report.get("status") or {}).get("suppression"))
+        suppressed = accepted_false_positive(report)
         owners = [o.get("uid") for o in (report.get("metadata") or {}).get("ownerReferences") or []]
         if not suppressed and owners and uid not in owners:
             # The report belongs to an earlier FalcoAlert of this name that was deleted; the
@@ -189,7 +190,7 @@ class AlertReconciler:
             if report is None:
                 return False
             if uid and ((report.get("spec") or {}).get("alertRef") or {}).get("uid") not in ("", None, uid):
-                if not (report.get("status") or {}).get("suppression"):
+                if not accepted_false_positive(report):
                     return False  # a stale report about to be garbage-collected
                 await asyncio.to_thread(
                     self._reports.patch_status,
