@@ -49,7 +49,10 @@ def exception_snippet(rule: str, template: ExceptionTemplate, alert: FalcoAlertS
     return render_rules([item])
 
 
-class _FlowLists(yaml.SafeDumper):
+_SafeDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _FlowLists(_SafeDumper):  # type: ignore[valid-type,misc]
     """Write short scalar lists in flow style, as hand-written Falco rules files do."""
 
 
