@@ -50,4 +50,4 @@ def configure(settings: kopf.OperatorSettings, *, max_workers: int) -> None:
     # 10,000 handlers in flight (550 MB). Bounded, the rest wait as raw events (235 MB, as fast).
     # A worker otherwise lingers 5 s for more events of its object, holding its slot.
     settings.queueing.worker_limit = max_workers
-    settings.batching.idle_timeout = 0.5
+    settings.queueing.idle_timeout = 0.5
