@@ -69,3 +69,27 @@ def test_kubectl_columns_and_explain(cluster, namespace):
     assert "validated" in explain and "Concrete mitigations" in explain
     fa = subprocess.run([*kubectl, "get", "fa", "-A"], capture_output=True, text=True, check=True)
     assert fa.returncode == 0
+
+
+@pytest.mark.cluster
+def test_reports_are_selectable_by_review_state(cluster, namespace):
+    """The API server filters AlertReports by spec.review.state, the selector the operator watches with."""
+    kubectl = [str(cluster.kubectl), "--kubeconfig", str(cluster.kubeconfig), "-n", namespace]
+    doc = yaml.safe_load((ROOT / "samples/alertreport.yaml").read_text())
+    for name, review in (("unreviewed", None), ("accepted", {"state": "false-positive", "by": "alice"}),
+                         ("acked", {"state": "acknowledged", "by": "bob"})):
+        doc["metadata"]["name"] = name
+        doc["spec"].pop("review", None)
+        if review:
+            doc["spec"]["review"] = review
+        subprocess.run([*kubectl, "create", "-f", "-"], input=yaml.safe_dump(doc), text=True, check=True,
+                       capture_output=True)
+
+    def selected(selector: str) -> list[str]:
+        out = subprocess.run([*kubectl, "get", "ar", "--field-selector", selector, "-o", "name"],
+                             capture_output=True, text=True, check=True).stdout
+        return sorted(line.rsplit("/", 1)[1] for line in out.split())
+
+    assert selected("spec.review.state=false-positive") == ["accepted"]
+    assert selected("spec.review.state!=false-positive") == ["acked", "unreviewed"]
+    assert selected("spec.verdict=suspicious,spec.severity=medium") == ["accepted", "acked", "unreviewed"]

@@ -117,3 +117,16 @@ def test_fingerprint_ignores_time_and_uuid_but_not_the_pod():
     assert fingerprint(a) == fingerprint(b)
     assert fingerprint(a) != fingerprint(c)
     assert object_name(a) == object_name(b) and len(object_name(a)) <= 63
+
+
+@pytest.mark.parametrize(
+    ("state", "suppression", "accepted"),
+    [("false-positive", {"rule": "r", "exception": "x"}, True), ("acknowledged", {"rule": "r", "exception": "x"}, False),
+     ("false-positive", None, False), (None, None, False)],
+)
+def test_accepted_false_positive_needs_the_review_and_the_exception(state, suppression, accepted):
+    """A report counts as an accepted false positive only when its review says so and its exception exists."""
+    from falco_reporter.models.resources import accepted_false_positive
+
+    report = {"spec": {"review": {"state": state}} if state else {}, "status": {"suppression": suppression}}
+    assert accepted_false_positive(report) is accepted

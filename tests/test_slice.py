@@ -97,6 +97,12 @@ def test_burst_of_identical_alerts_merges_into_one(operator, kube_api, namespace
                       .get("occurrences", {}).get("count")) == 500, what="count 500")
     wait_for(lambda: (get(kube_api, "alertreports", namespace, name) or {}).get("spec", {})
              .get("occurrences", {}).get("count") == 500, what="report count synced to 500")
+    alert = wait_for(lambda: (a := get(kube_api, "falcoalerts", namespace, name))
+                     and (a.get("status") or {}).get("reportRef", {}).get("occurrences") == 500 and a,
+                     what="the alert records the synced count")
+    # Level-triggered handlers: kopf keeps no copy of the spec on the object, and no progress once done.
+    assert not any(key.endswith("last-handled-configuration") for key in alert["metadata"].get("annotations", {}))
+    assert not (alert["status"].get("kopf") or {}).get("progress")
 
 
 def test_alerts_for_two_pods_make_two_objects(operator, kube_api, namespace):
