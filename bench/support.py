@@ -1,4 +1,4 @@
-"""Benchmark plumbing: processes, /proc readings, Prometheus scrapes, API watches and lists."""
+"""Benchmark plumbing: processes, /proc readings, metric deltas, API watches and lists."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from typing import Any
 
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
-from prometheus_client.parser import text_string_to_metric_families
+
+from falco_reporter.devcluster.reporter import scrape
 
 ROOT = Path(__file__).resolve().parent.parent
 GROUP, VERSION = "falcoreporter.io", "v1alpha1"
@@ -209,18 +210,6 @@ def wait_http(url: str, timeout: float = 15) -> None:
 
 
 # --- Prometheus --------------------------------------------------------------------------------
-
-
-def scrape(url: str) -> dict[str, float]:
-    """Every sample as ``name{label=value,...}`` -> value."""
-    with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - loopback URL we built
-        text = resp.read().decode()
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return out
 
 
 def delta(after: dict[str, float], before: dict[str, float], key: str) -> float:

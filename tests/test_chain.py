@@ -19,10 +19,10 @@ from falco_reporter.knowledge.base import KnowledgeBase, load
 from falco_reporter.models.enrichment import ContainerInfo, Enrichment, WorkloadRef
 from falco_reporter.models.falco import FalcoAlertSpec, normalise, parse_alert_body
 from falco_reporter.models.report import AlertReportSpec, Occurrences
-from falco_reporter.reporting import chain
 from falco_reporter.reporting.builtin import BuiltinWriter
 from falco_reporter.reporting.cache import AnswerCache, Budget, OverBudget, answer_key
 from falco_reporter.reporting.chain import PROMPT_VERSION, LLMWriter, ProviderUnavailable, parse_answer_text
+from falco_reporter.reporting.chain import providers as chain  # its importlib is patched
 from falco_reporter.reporting.context import ReportContext, WriterFailed
 from falco_reporter.reporting.guard import LLMAnswer, check_answer, injection_markers
 from falco_reporter.reporting.llm_config import LLMConfig, LLMConfigError

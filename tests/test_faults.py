@@ -34,6 +34,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 
 from falco_reporter import runtime
 from falco_reporter.devcluster.cluster import LocalCluster, apply_crds
+from falco_reporter.devcluster.reporter import scrape
 from falco_reporter.knowledge.base import load
 from falco_reporter.receiver.http import ReceiverSettings
 from falco_reporter.reporting.chain import LLMWriter
@@ -66,22 +67,9 @@ def get_json(url: str, timeout: float = 2) -> tuple[int, dict[str, Any]]:
         return exc.code, json.loads(exc.read() or b"{}")
 
 
-def scrape(url: str) -> dict[str, float]:
-    """Prometheus samples without labels' order: 'name{a=b}' -> value."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return out
-
-
 def reports_written(url: str) -> float:
-    return sum(v for k, v in scrape(url).items() if k.startswith("falco_reporter_reports_written_total"))
+    metrics = scrape(f"{url}/metrics", timeout=5)
+    return sum(v for k, v in metrics.items() if k.startswith("falco_reporter_reports_written_total"))
 
 
 class Sender:

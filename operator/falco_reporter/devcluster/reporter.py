@@ -15,6 +15,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -142,3 +144,18 @@ def wait_for(predicate: Any, timeout: float = 20, interval: float = 0.2, what: s
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def scrape(url: str, timeout: float = 10) -> dict[str, float]:
+    """Every sample of a Prometheus ``/metrics`` page as ``name{label=value,...}`` -> value.
+
+    Labels are sorted, so a key can be written out by hand: ``..._total{outcome=created}``.
+    """
+    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - our loopback URL
+        text = resp.read().decode()
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return out

@@ -1,0 +1,228 @@
+"""Phases 4 and 6, a real operator process: alert -> report latency, and peak RSS with 10,000 objects."""
+
+from __future__ import annotations
+
+import json
+import time
+import tracemalloc
+from typing import Any
+
+from bench import support as S
+from bench.harness import CONCURRENCY, FLUSH, Bench, fmt, strip_acked, wait_until
+from bench.loadgen import percentile
+
+
+def latency(bench: Bench) -> None:
+    print(
+        "\n[4] POST -> AlertReport latency at a steady 50 alerts/s (and 20/s), built-in writer",
+        flush=True,
+    )
+    if bench.receiver is not None:
+        bench.note_receiver_memory()
+        bench.receiver.stop()
+    ns = bench.ns("latency")
+    op = S.Reporter(
+        bench.kubeconfig,
+        "run",
+        bench.work,
+        "--namespace",
+        ns,
+        "--fallback-namespace",
+        ns,
+        "--flush-interval",
+        str(FLUSH),
+    )
+    op.wait_healthy()
+    bench.pids.append(op.pid)
+    bench.details["operator_rss_start_kb"] = S.status_kb(op.pid, "VmRSS")
+    watcher = S.Watcher(bench.kubeconfig, ns, "alertreports")
+    watcher.start()
+    watcher.ready.wait(10)
+    time.sleep(1)
+    apiserver = bench.cluster.pids.get("kube-apiserver") if bench.cluster is not None else None
+    runs: dict[int, dict[str, Any]] = {}
+    try:
+        warm = bench.loadgen(op.url, "unique", ns, 20, rate=10, run_id=f"{bench.run_id}w", record=True)
+        wait_until(lambda: len(watcher.seen) >= len(warm["acked"]), 60)
+        for rate, count in ((20, bench.args.latency_count * 2 // 5), (50, bench.args.latency_count)):
+            before = op.metrics()
+            cpu0, api0 = S.cpu_seconds(op.pid), S.cpu_seconds(apiserver) if apiserver else 0.0
+            machine = bench.machine().start()
+            res = bench.loadgen(
+                op.url,
+                "unique",
+                ns,
+                count,
+                rate=rate,
+                duration=count / rate + 30,
+                run_id=f"{bench.run_id}l{rate}",
+                record=True,
+            )
+            names = {name: sent for _, name, sent in res.pop("acked")}
+            wait_until(lambda names=names: all(n in watcher.seen for n in names), 120)
+            usage = machine.stop()
+            time.sleep(1)
+            after = op.metrics()
+            latencies = [watcher.seen[n] - t for n, t in names.items() if n in watcher.seen]
+            runs[rate] = {
+                "ack": strip_acked(res),
+                "names": len(names),
+                "missing": len(names) - len(latencies),
+                "report_s": {q: percentile(latencies, q) for q in (50, 95, 99)},
+                "machine": usage,
+                "operator_ms_per_alert": round(1000 * (S.cpu_seconds(op.pid) - cpu0) / max(1, len(names)), 1),
+                "apiserver_ms_per_alert": round(
+                    1000 * (S.cpu_seconds(apiserver) - api0) / max(1, len(names)), 1
+                )
+                if apiserver
+                else None,
+                "written": sum(
+                    S.delta(after, before, k)
+                    for k in after
+                    if k.startswith("falco_reporter_reports_written_total")
+                ),
+                "created": S.delta(after, before, "falco_reporter_alerts_accepted_total{outcome=created}"),
+            }
+    finally:
+        watcher.stop()
+    bench.details["latency"] = runs
+    bench.details["operator_embedded_hwm_kb"] = S.status_kb(op.pid, "VmHWM")
+    op.stop()
+    low, high = runs[20], runs[50]
+    pct = high["report_s"]
+    cost = f"; per alert: operator {high['operator_ms_per_alert']} ms CPU" + (
+        f", kube-apiserver {high['apiserver_ms_per_alert']} ms CPU" if high["apiserver_ms_per_alert"] else ""
+    )
+    bench.row(
+        "alert -> AlertReport latency p50 / p95 / p99 (50/s, built-in writer)",
+        f"{pct[50]:.2f} / {pct[95]:.2f} / {pct[99]:.2f} s"
+        + (f", {high['missing']} reports missing" if high["missing"] else ""),
+        f"same at 20/s: {low['report_s'][50]:.2f} / {low['report_s'][95]:.2f} / "
+        f"{low['report_s'][99]:.2f} s; POST->202 p50 {fmt(high['ack']['latency_ms']['p50'], 0)} ms" + cost,
+        "",
+        "p95 < 1 s",
+        pct[95] < 1.0 and high["missing"] == 0,
+        machine_busy_pct=high["machine"]["machine_busy_pct"],
+        others_cores=high["machine"]["others_cores"],
+    )
+    for rate, run in runs.items():
+        bench.check(
+            f"latency {rate}/s: every 202 got exactly one AlertReport",
+            run["names"],
+            run["names"] - run["missing"],
+        )
+        bench.check(
+            f"latency {rate}/s: /metrics reports_written delta = alerts acknowledged",
+            run["names"],
+            run["written"],
+        )
+        bench.check(
+            f"latency {rate}/s: /metrics alerts_accepted{{created}} delta = 202s",
+            run["names"],
+            run["created"],
+        )
+
+
+def memory(bench: Bench) -> None:
+    print("\n[6] peak RSS with 10,000 FalcoAlerts and 10,000 AlertReports present", flush=True)
+    ns = f"bench-unique-{bench.run_id}"
+    alerts = bench.kube.list(ns, "falcoalerts")
+    owners = [[ns, a["metadata"]["name"], a["metadata"]["uid"]] for a in alerts]
+    owners_file = bench.work / "owners.json"
+    owners_file.write_text(json.dumps(owners))
+    made = S.run_module(
+        "apiload",
+        "--kubeconfig",
+        bench.kubeconfig,
+        "--namespace",
+        ns,
+        "--kind",
+        "alertreport",
+        "--owners",
+        str(owners_file),
+        "--concurrency",
+        str(CONCURRENCY),
+        timeout=900,
+    )
+    health = S.free_port()
+    op = S.Reporter(
+        bench.kubeconfig, "run", bench.work, "--no-receiver", "--namespace", ns, health_port=health
+    )
+    op.wait_healthy()
+    bench.pids.append(op.pid)
+    started = time.monotonic()
+    # The operator resumes every alert (report exists -> status Reported). Done when it goes idle.
+    idle, last = 0, S.cpu_seconds(op.pid)
+    while time.monotonic() - started < bench.args.memory_timeout and idle < 3:
+        time.sleep(2)
+        now = S.cpu_seconds(op.pid)
+        idle = idle + 1 if now - last < 0.1 and time.monotonic() - started > 10 else 0
+        last = now
+    busy_s = time.monotonic() - started
+    hwm, rss = S.status_kb(op.pid, "VmHWM"), S.status_kb(op.pid, "VmRSS")
+    metrics = op.metrics()
+    alerts = bench.kube.list(ns, "falcoalerts")
+    reports = bench.kube.list(ns, "alertreports")
+    op.stop()
+    reported = sum(
+        1
+        for a in alerts
+        if any(
+            c.get("type") == "Reported" and c.get("status") == "True"
+            for c in (a.get("status") or {}).get("conditions", [])
+        )
+    )
+    bench.details["memory"] = {
+        "alerts": len(alerts),
+        "reports": len(reports),
+        "reports_created": made,
+        "resume_seconds": round(busy_s, 1),
+        "operator_hwm_kb": hwm,
+        "operator_rss_end_kb": rss,
+        "alerts_reported": reported,
+    }
+    op_start = bench.details.get("operator_rss_start_kb", 0)
+    decoded = (_decoded_kb(alerts) * len(alerts) + _decoded_kb(reports) * len(reports)) / 1024
+    bench.details["memory"]["decoded_objects_mb"] = round(decoded)
+    bench.row(
+        f"operator peak RSS ({len(alerts):,} FalcoAlerts + {len(reports):,} AlertReports, all resumed)",
+        f"{hwm / 1024:.0f} MB",
+        f"empty namespace: {op_start / 1024:.0f} MB; the {len(alerts) + len(reports):,} objects "
+        f"decoded as Python dicts: {decoded:.0f} MB",
+        "",
+        "< 250 MB",
+        hwm / 1024 < 250,
+        resumed=reported,
+        resume_seconds=round(busy_s, 1),
+    )
+    rec_hwm = bench.details.get("receiver_hwm_kb", 0)
+    rec_start = bench.details.get("receiver_rss_start_kb", 0)
+    bench.row(
+        f"receiver peak RSS (after {bench.details.get('receiver_seq_alerts', 0) + len(alerts):,} new "
+        f"alerts + {bench.args.dup_count:,} repeats)",
+        f"{rec_hwm / 1024:.0f} MB",
+        f"at start: {rec_start / 1024:.0f} MB",
+        "",
+        "< 250 MB",
+        0 < rec_hwm / 1024 < 250,
+    )
+    bench.check("memory: every FalcoAlert resumed as Reported", len(alerts), reported)
+    bench.check(
+        "memory: no report written twice (reports_written delta 0, one report per alert)",
+        len(alerts),
+        len(reports)
+        + sum(v for k, v in metrics.items() if k.startswith("falco_reporter_reports_written_total")),
+    )
+
+
+def _decoded_kb(objects: list[dict[str, Any]], sample: int = 200) -> float:
+    """Average size of one object decoded from JSON into Python dicts (what kopf holds per event)."""
+    if not objects:
+        return 0.0
+    texts = [json.dumps(o) for o in objects[:sample]]
+    tracemalloc.start()
+    decoded = [json.loads(t) for t in texts]
+    size, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    del decoded
+    return size / len(texts) / 1024
