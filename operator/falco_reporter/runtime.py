@@ -114,7 +114,9 @@ def _health_task(settings: RunSettings, stop: asyncio.Event, probe: ReadyProbe |
     if probe is None:
         probe = _ready_probe(KubeObjects(connect(settings.kubeconfig), settings.namespaces), settings)
     where = ReceiverSettings(host=host or "0.0.0.0", port=int(port))  # noqa: S104 - probes come from the kubelet
-    return asyncio.create_task(serve(build_health_app(probe), where, stop, name="health"), name="health-server")
+    return asyncio.create_task(
+        serve(build_health_app(probe), where, stop, name="health"), name="health-server"
+    )
 
 
 def _receiver_tasks(settings: RunSettings, stop: asyncio.Event) -> list[asyncio.Task[None]]:
