@@ -21,7 +21,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from falco_reporter import __version__, metrics
@@ -79,7 +79,6 @@ class IngestStats:
     flushed_patches: int = 0
     flush_failures: int = 0
     pending_keys: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 class IngestService:

@@ -21,8 +21,9 @@ from falco_reporter.models.resources import (
     Condition,
     set_condition,
 )
+from falco_reporter.reconciler.errors import InvalidFalcoAlert, RetryLater
 from falco_reporter.reconciler.review import ReviewReconciler
-from falco_reporter.reconciler.service import AlertReconciler, InvalidFalcoAlert, RetryLater
+from falco_reporter.reconciler.service import AlertReconciler
 
 log = logging.getLogger(__name__)
 

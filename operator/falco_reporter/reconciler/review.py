@@ -9,13 +9,14 @@ marked suppressed instead of being written again (no model call).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
 from falco_reporter.knowledge.base import KnowledgeBase
-from falco_reporter.kube.errors import KubeError, KubeNotFound, KubeUnavailable
+from falco_reporter.kube.errors import KubeNotFound
 from falco_reporter.kube.resources import CustomResources
 from falco_reporter.models.falco import FalcoAlertSpec
 from falco_reporter.models.resources import (
@@ -26,7 +27,7 @@ from falco_reporter.models.resources import (
     now_rfc3339,
     set_condition,
 )
-from falco_reporter.reconciler.service import RetryLater
+from falco_reporter.reconciler.errors import retry_on_api_errors
 from falco_reporter.reporting.suppression import SuppressionError, alert_from_report, build_suppression
 
 
@@ -55,12 +56,8 @@ class ReviewReconciler:
         review = spec.get("review") or {}
         if status.get("suppression") or _refused(status, generation):
             return None
-        try:
+        with retry_on_api_errors():
             alert = await self._alert(namespace, name, spec)
-        except KubeUnavailable as exc:
-            raise RetryLater(str(exc), delay=5) from exc
-        except KubeError as exc:
-            raise RetryLater(str(exc), delay=30) from exc
         try:
             snippet, result = build_suppression(self._kb, alert)
         except SuppressionError as exc:
@@ -74,7 +71,7 @@ class ReviewReconciler:
                     observed_generation=generation,
                 ),
             )
-        try:
+        with retry_on_api_errors():
             # Durable: keep the decision (and its report) when the FalcoAlert is deleted.
             await asyncio.to_thread(
                 self._reports.patch,
@@ -82,8 +79,6 @@ class ReviewReconciler:
                 name,
                 {"metadata": {"ownerReferences": None, "labels": {LABEL_FALSE_POSITIVE: "true"}}},
             )
-        except KubeError as exc:
-            raise RetryLater(str(exc), delay=5) from exc
         suppression = {
             "rule": alert.rule,
             "exception": snippet,
@@ -109,7 +104,7 @@ class ReviewReconciler:
         A watch reports "no longer matches the selector" as a DELETED event with the old body,
         the same as a real deletion, so the current object decides.
         """
-        try:
+        with retry_on_api_errors(), contextlib.suppress(KubeNotFound):  # deleted meanwhile: nothing to undo
             report = await asyncio.to_thread(self._reports.find, namespace, name)
             if report is None:
                 return
@@ -137,12 +132,6 @@ class ReviewReconciler:
                 name,
                 {"status": {"suppression": None, "conditions": conditions}},
             )
-        except KubeNotFound:
-            return  # deleted meanwhile: nothing left to withdraw
-        except KubeUnavailable as exc:
-            raise RetryLater(str(exc), delay=5) from exc
-        except KubeError as exc:
-            raise RetryLater(str(exc), delay=30) from exc
 
     async def _alert(self, namespace: str, name: str, spec: dict[str, Any]) -> FalcoAlertSpec:
         obj = await asyncio.to_thread(self._alerts.find, namespace, name)

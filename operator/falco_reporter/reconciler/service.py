@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from falco_reporter import metrics
 from falco_reporter.enrichment.service import enrich
-from falco_reporter.kube.errors import KubeConflict, KubeError, KubeNotFound, KubeUnavailable
+from falco_reporter.kube.errors import KubeConflict, KubeNotFound
 from falco_reporter.kube.objects import KubeObjects
 from falco_reporter.kube.resources import CustomResources
 from falco_reporter.models.enrichment import Enrichment
@@ -31,21 +31,10 @@ from falco_reporter.models.resources import (
     Condition,
     accepted_false_positive,
 )
+from falco_reporter.reconciler.errors import InvalidFalcoAlert, RetryLater, retry_on_api_errors
 from falco_reporter.reporting.service import ReportService
 
 log = logging.getLogger(__name__)
-
-
-class InvalidFalcoAlert(Exception):
-    """The FalcoAlert's spec does not match the model; retrying cannot help."""
-
-
-class RetryLater(Exception):
-    """The API server is unavailable or refused us; retry after ``delay`` seconds."""
-
-    def __init__(self, message: str, delay: float = 10.0) -> None:
-        super().__init__(message)
-        self.delay = delay
 
 
 @dataclass(frozen=True)
@@ -90,7 +79,7 @@ class AlertReconciler:
                 f"spec does not match FalcoAlert v1alpha1: {exc.error_count()} errors: "
                 f"{exc.errors()[0]['msg']}"
             ) from exc
-        try:
+        with retry_on_api_errors():
             existing = await asyncio.to_thread(self._reports.find, namespace, name)
             if existing is not None:
                 return self._existing(existing, generation, name, uid)
@@ -102,10 +91,6 @@ class AlertReconciler:
             )
             report = await self._writer.write(ctx)
             created = await asyncio.to_thread(self._create_report, namespace, name, uid, report)
-        except KubeUnavailable as exc:
-            raise RetryLater(f"API server unavailable: {exc}", delay=5) from exc
-        except KubeError as exc:
-            raise RetryLater(f"API error: {exc}", delay=30) from exc
         metrics.REPORT_LATENCY.observe(time.perf_counter() - started)
         if created:
             metrics.REPORTS.labels(report.writer.backend, report.verdict).inc()
@@ -185,26 +170,26 @@ class AlertReconciler:
             occ = Occurrences.model_validate(occurrences)
         except ValidationError:
             return False
-        try:
-            report = await asyncio.to_thread(self._reports.find, namespace, name)
-            if report is None:
+        with retry_on_api_errors():
+            try:
+                report = await asyncio.to_thread(self._reports.find, namespace, name)
+                if report is None:
+                    return False
+                alert_uid = ((report.get("spec") or {}).get("alertRef") or {}).get("uid")
+                if uid and alert_uid not in ("", None, uid):
+                    if not accepted_false_positive(report):
+                        return False  # a stale report about to be garbage-collected
+                    await asyncio.to_thread(
+                        self._reports.patch_status,
+                        namespace,
+                        name,
+                        {"status": {"suppressedOccurrences": occ.count}},
+                    )
+                    return True
+                patch = {"spec": {"occurrences": occ.model_dump(by_alias=True)}}
+                await asyncio.to_thread(self._reports.patch, namespace, name, patch)
+            except KubeNotFound:
                 return False
-            if uid and ((report.get("spec") or {}).get("alertRef") or {}).get("uid") not in ("", None, uid):
-                if not accepted_false_positive(report):
-                    return False  # a stale report about to be garbage-collected
-                await asyncio.to_thread(
-                    self._reports.patch_status,
-                    namespace,
-                    name,
-                    {"status": {"suppressedOccurrences": occ.count}},
-                )
-                return True
-            patch = {"spec": {"occurrences": occ.model_dump(by_alias=True)}}
-            await asyncio.to_thread(self._reports.patch, namespace, name, patch)
-        except KubeNotFound:
-            return False
-        except KubeUnavailable as exc:
-            raise RetryLater(str(exc), delay=5) from exc
         return True
 
 
