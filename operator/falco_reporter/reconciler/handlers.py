@@ -35,8 +35,9 @@ def register(
 ) -> None:
     """Attach the handlers to ``registry`` (one registry per embedded operator)."""
 
-    @kopf.on.create(API_GROUP, API_VERSION, FALCOALERTS, registry=registry)
-    async def falcoalert(
+    # `when` filters: an event with nothing to do (most of them) costs kopf no handler call.
+    @kopf.on.create(API_GROUP, API_VERSION, FALCOALERTS, registry=registry, when=_unreported)
+    async def report_alert(
         name: str,
         namespace: str | None,
         uid: str,
@@ -47,9 +48,6 @@ def register(
         **_: Any,
     ) -> None:
         if namespace is None:
-            return
-        if _already_reported(status):
-            await _sync_occurrences(reconciler, namespace, name, uid, status, patch)
             return
         generation = int(meta.get("generation") or 1)
         try:
@@ -70,6 +68,21 @@ def register(
         patch.status["observedGeneration"] = generation
         if outcome.enrichment is not None:
             patch.status["enrichment"] = outcome.enrichment.model_dump(by_alias=True, mode="json")
+
+    @kopf.on.create(API_GROUP, API_VERSION, FALCOALERTS, registry=registry, when=_unsynced)
+    async def sync_occurrences(
+        name: str, namespace: str | None, uid: str, status: kopf.Status, patch: kopf.Patch, **_: Any
+    ) -> None:
+        if namespace is None:
+            return
+        occurrences = dict(status.get("occurrences") or {})
+        try:
+            synced = await reconciler.sync_occurrences(namespace, name, occurrences, uid=uid)
+        except RetryLater as exc:
+            raise kopf.TemporaryError(str(exc), delay=exc.delay) from exc
+        if synced:
+            ref = dict(status.get("reportRef") or {})
+            patch.status["reportRef"] = {**ref, "occurrences": int(occurrences.get("count", 0))}
 
     @kopf.on.create(API_GROUP, API_VERSION, ALERTREPORTS, registry=registry)
     async def reviewed_report(
@@ -120,25 +133,16 @@ def register(
                 await asyncio.sleep(min(exc.delay, 10))
 
 
-async def _sync_occurrences(
-    reconciler: AlertReconciler,
-    namespace: str,
-    name: str,
-    uid: str,
-    status: kopf.Status,
-    patch: kopf.Patch,
-) -> None:
-    """Copy new occurrences into the report; status.reportRef.occurrences records what was copied."""
-    occurrences = status.get("occurrences")
-    ref = status.get("reportRef") or {}
-    if not occurrences or int(occurrences.get("count", 0)) == int(ref.get("occurrences", 0)):
-        return
-    try:
-        synced = await reconciler.sync_occurrences(namespace, name, dict(occurrences), uid=uid)
-    except RetryLater as exc:
-        raise kopf.TemporaryError(str(exc), delay=exc.delay) from exc
-    if synced:
-        patch.status["reportRef"] = {**ref, "occurrences": int(occurrences.get("count", 0))}
+def _unreported(status: kopf.Status, **_: Any) -> bool:
+    return not _already_reported(status)
+
+
+def _unsynced(status: kopf.Status, **_: Any) -> bool:
+    """Reported, and the alert's count differs from what was last copied into the report."""
+    count = int((status.get("occurrences") or {}).get("count", 0))
+    return bool(count) and _already_reported(status) and count != int(
+        (status.get("reportRef") or {}).get("occurrences", 0)
+    )
 
 
 def _already_reported(status: kopf.Status) -> bool:
