@@ -1,7 +1,8 @@
 """kopf handlers: validate input, call one service, translate its errors, return status.
 
-kopf stores no diff base for our objects (see ``persistence``), so each handler below sees
-every event of its object and decides from the object alone what is left to do.
+kopf stores no diff base for our objects (see ``persistence``), so every event is offered to
+the handlers below; their ``when`` filters and the handlers themselves decide from the object
+alone what is left to do.
 """
 
 from __future__ import annotations
