@@ -15,7 +15,6 @@ from langchain_core.exceptions import OutputParserException
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.output_parsers import PydanticOutputParser
 
-from falco_reporter.models.falco import FalcoAlertSpec
 from falco_reporter.reporting.answer_parsing import (
     error_reason,
     parse_answer_text,
@@ -23,29 +22,13 @@ from falco_reporter.reporting.answer_parsing import (
     truncated,
     usage_tokens,
 )
-from falco_reporter.reporting.context import ReportContext, ReportDraft
 from falco_reporter.reporting.guard import LLMAnswer
-from falco_reporter.reporting.prompt import prompt_texts, retry_note
-from falco_reporter.reporting.redaction import Redactor
+from falco_reporter.reporting.prompt import retry_note
 
 
-def build_messages(
-    ctx: ReportContext,
-    alert: FalcoAlertSpec,
-    enrichment: dict[str, Any],
-    base: ReportDraft,
-    *,
-    format_instructions: str = "",
-    redactor: Redactor | None = None,
-) -> list[BaseMessage]:
-    """The prompt: rules in the system message, the three delimited data blocks in the human one.
-
-    ``alert`` and ``enrichment`` are passed already redacted; the knowledge block's baseline quotes
-    alert values (the image, say), so it goes through ``redactor`` too.
-    """
-    system, human = prompt_texts(
-        ctx, alert, enrichment, base, format_instructions=format_instructions, redactor=redactor
-    )
+def build_messages(texts: tuple[str, str]) -> list[BaseMessage]:
+    """The prompt's (system, human) texts (see ``reporting.prompt``) as chat messages."""
+    system, human = texts
     return [SystemMessage(content=system), HumanMessage(content=human)]
 
 

@@ -38,7 +38,7 @@ from falco_reporter.reporting.chain.providers import build_chat_model
 from falco_reporter.reporting.context import ReportContext, ReportDraft, WriterFailed
 from falco_reporter.reporting.guard import LLMAnswer, check_answer, grounding_anchors, untrusted_texts
 from falco_reporter.reporting.llm_config import LLMConfig, LLMConfigError
-from falco_reporter.reporting.prompt import PROMPT_VERSION
+from falco_reporter.reporting.prompt import PROMPT_VERSION, prompt_texts
 from falco_reporter.reporting.redaction import Redactor, redact_alert
 
 log = logging.getLogger(__name__)
@@ -142,12 +142,14 @@ class LLMWriter:
 
             format_instructions = "" if self._structured else self._parser.get_format_instructions()
             messages = build_messages(
-                ctx,
-                alert,
-                enrichment,
-                base,
-                format_instructions=format_instructions,
-                redactor=redactor if self._config.redact else None,
+                prompt_texts(
+                    ctx,
+                    alert,
+                    enrichment,
+                    base,
+                    format_instructions=format_instructions,
+                    redactor=redactor if self._config.redact else None,
+                )
             )
             untrusted = untrusted_texts(alert, ctx.enrichment)
             anchors = grounding_anchors(alert, ctx.enrichment)
