@@ -125,7 +125,9 @@ def test_report_names_the_deployment_and_digest(operator, cluster, kube_api, nam
     assert subject["imageDigest"].startswith("sha256:") and len(subject["imageDigest"]) == 71
     assert subject["node"] == "worker-1"
     assert subject["serviceAccount"] == "web"
-    alert = get(kube_api, "falcoalerts", namespace, answer["name"])
+    # The report is created first; the alert's status is patched right after the handler returns.
+    alert = wait_for(lambda: (a := get(kube_api, "falcoalerts", namespace, answer["name"]))
+                     and "enrichment" in (a.get("status") or {}) and a, what="alert status")
     chain = [o["kind"] for o in alert["status"]["enrichment"]["ownerChain"]]
     assert chain == ["ReplicaSet", "Deployment"]
     conditions = {c["type"]: c for c in alert["status"]["conditions"]}
@@ -139,7 +141,8 @@ def test_missing_pod_still_yields_a_report_that_says_so(operator, kube_api, name
     assert status == 202
     report = wait_for(lambda: get(kube_api, "alertreports", namespace, answer["name"]), what="report")
     assert f"Pod {namespace}/ghost-pod" in report["spec"]["analysis"]
-    alert = get(kube_api, "falcoalerts", namespace, answer["name"])
+    alert = wait_for(lambda: (a := get(kube_api, "falcoalerts", namespace, answer["name"]))
+                     and "enrichment" in (a.get("status") or {}) and a, what="alert status")
     assert alert["status"]["enrichment"]["missing"] == [f"Pod {namespace}/ghost-pod"]
     assert {c["type"]: c["reason"] for c in alert["status"]["conditions"]}["Enriched"] == "PodMissing"
 
