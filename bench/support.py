@@ -20,10 +20,13 @@ from typing import Any
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
+from falco_reporter import API_GROUP, API_VERSION
 from falco_reporter.devcluster.reporter import scrape
+from falco_reporter.kube.client import connect
+from falco_reporter.kube.resources import CustomResources
 
 ROOT = Path(__file__).resolve().parent.parent
-GROUP, VERSION = "falcoreporter.io", "v1alpha1"
+GROUP, VERSION = API_GROUP, API_VERSION
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -220,11 +223,13 @@ def delta(after: dict[str, float], before: dict[str, float], key: str) -> float:
 
 
 class Kube:
+    """The bench's cluster access: our kube layer for FalcoAlerts and AlertReports, the client for the rest."""
+
     def __init__(self, kubeconfig: str) -> None:
         self.kubeconfig = kubeconfig
-        self.api = config.new_client_from_config(config_file=kubeconfig)
+        self._kube = connect(kubeconfig)
+        self.api = self._kube.api
         self.core = client.CoreV1Api(self.api)
-        self.custom = client.CustomObjectsApi(self.api)
 
     def ensure_namespace(self, name: str) -> None:
         try:
@@ -234,31 +239,13 @@ class Kube:
                 raise
 
     def list(self, namespace: str, plural: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        token = None
-        while True:
-            kwargs: dict[str, Any] = {"limit": 2000, "_request_timeout": 60}
-            if token:
-                kwargs["_continue"] = token
-            page = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural, **kwargs)
-            items += page["items"]
-            token = page["metadata"].get("continue")
-            if not token:
-                return items
+        return CustomResources(self._kube, plural).list(namespace)
 
     def names(self, namespace: str, plural: str) -> set[str]:
         return {o["metadata"]["name"] for o in self.list(namespace, plural)}
 
     def get(self, namespace: str, plural: str, name: str) -> dict[str, Any] | None:
-        try:
-            obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, name
-            )
-            return obj
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return CustomResources(self._kube, plural).find(namespace, name)
 
     def create_pods(self, namespace: str, names: list[str], image: str) -> None:
         for name in names:

@@ -40,23 +40,14 @@ from falco_reporter.receiver.http import ReceiverSettings
 from falco_reporter.reporting.chain import LLMWriter
 from falco_reporter.reporting.llm_config import LLMConfig
 from falco_reporter.reporting.service import ReportService
+from tests.objects import alert_for, get, listed, names
 from tests.operator_proc import FalcoReporterProcess, free_port, post, wait_for
-from tests.test_slice import GROUP, VERSION, alert_for
 
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parent.parent
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def names(api: client.ApiClient, plural: str, namespace: str) -> set[str]:
-    items = client.CustomObjectsApi(api).list_namespaced_custom_object(GROUP, VERSION, namespace, plural)["items"]
-    return {o["metadata"]["name"] for o in items}
-
-
-def objects(api: client.ApiClient, plural: str, namespace: str) -> list[dict[str, Any]]:
-    return client.CustomObjectsApi(api).list_namespaced_custom_object(GROUP, VERSION, namespace, plural)["items"]
 
 
 def get_json(url: str, timeout: float = 2) -> tuple[int, dict[str, Any]]:
@@ -180,10 +171,10 @@ def test_operator_killed_mid_burst_loses_nothing(cluster, kube_api, namespace, t
         assert {name for _, name in acked} == stored  # every 202 is stored, and nothing else is
         wait_for(lambda: len(names(kube_api, "alertreports", namespace)) >= len(stored), timeout=150,
                  interval=1, what="one report per alert")
-        wait_for(lambda: all(reported(a) for a in objects(kube_api, "falcoalerts", namespace)), timeout=60,
+        wait_for(lambda: all(reported(a) for a in listed(kube_api, "falcoalerts", namespace)), timeout=60,
                  interval=1, what="every alert Reported")
-        alerts = objects(kube_api, "falcoalerts", namespace)
-        reports = objects(kube_api, "alertreports", namespace)
+        alerts = listed(kube_api, "falcoalerts", namespace)
+        reports = listed(kube_api, "alertreports", namespace)
         assert sorted(r["metadata"]["name"] for r in reports) == sorted(stored)
         by_name = {a["metadata"]["name"]: a for a in alerts}
         for report in reports:
@@ -261,9 +252,8 @@ def test_api_server_down_for_10s_answers_503_and_recovers(private_cluster, tmp_p
         assert acked_new <= stored, f"{len(acked_new - stored)} acknowledged alerts are not stored"
         # Repeats acknowledged during the outage were kept in memory and flushed after it.
         repeats_acked = 1 + sum(1 for i, *_, status, _ in answers if i % 4 == 3 and status == 202)
-        wait_for(lambda: (client.CustomObjectsApi(api).get_namespaced_custom_object(
-            GROUP, VERSION, ns, "falcoalerts", first["name"]).get("status", {}).get("occurrences", {})
-            .get("count")) == repeats_acked, timeout=20, what=f"repeat count {repeats_acked} flushed")
+        wait_for(lambda: ((get(api, "falcoalerts", ns, first["name"]) or {}).get("status", {})
+                          .get("occurrences", {}).get("count")) == repeats_acked, timeout=20, what=f"repeat count {repeats_acked} flushed")
     finally:
         receiver.stop()
         api.close()
@@ -414,9 +404,8 @@ def test_llm_endpoint_down_slow_rate_limited_or_garbage_falls_back_to_builtin(cl
                         started = time.monotonic()
                         assert get_json(f"{operator.url}/healthz", timeout=5)[0] == 200
                         slowest = max(slowest, time.monotonic() - started)
-                    with contextlib.suppress(client.ApiException):
-                        report = client.CustomObjectsApi(kube_api).get_namespaced_custom_object(
-                            GROUP, VERSION, namespace, "alertreports", answer["name"])
+                    report = get(kube_api, "alertreports", namespace, answer["name"])
+                    if report is not None:
                         return report["spec"]["writer"], slowest
                     time.sleep(0.2)
                 raise AssertionError(f"no report for {pod}")

@@ -39,9 +39,9 @@ from falco_reporter.models.falco import (
     normalise,
     parse_alert_body,
 )
+from tests.objects import GROUP, VERSION
 from tests.operator_proc import FalcoReporterProcess
 from tests.samples import REAL_SAMPLES
-from tests.test_slice import GROUP, VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC_SCHEMA = yaml.safe_load((ROOT / "crds" / "falcoalerts.yaml").read_text())["spec"]["versions"][0]["schema"][

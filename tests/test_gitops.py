@@ -36,11 +36,11 @@ from falco_reporter.reporting.chain import LLMWriter
 from falco_reporter.reporting.llm_config import LLMConfig
 from falco_reporter.reporting.service import ReportService
 from falco_reporter.validation import upstream_names, validate_rules_file, validate_snippet
+from tests.objects import GROUP, VERSION, condition, custom, get, listed
 from tests.operator_proc import FalcoReporterProcess, free_port, post, wait_for
 
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parent.parent
-GROUP, VERSION = "falcoreporter.io", "v1alpha1"
 FP_LABEL = "falcoreporter.io/false-positive"
 SERVER_FIELDS = (
     "managedFields",
@@ -55,32 +55,10 @@ SERVER_FIELDS = (
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def custom(kube_api: client.ApiClient) -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(kube_api)
-
-
-def get(kube_api: client.ApiClient, plural: str, ns: str, name: str) -> dict[str, Any] | None:
-    try:
-        return custom(kube_api).get_namespaced_custom_object(GROUP, VERSION, ns, plural, name)
-    except client.ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-
-
-def listed(kube_api: client.ApiClient, plural: str, ns: str) -> list[dict[str, Any]]:
-    return custom(kube_api).list_namespaced_custom_object(GROUP, VERSION, ns, plural)["items"]
-
-
 def patch_review(kube_api: client.ApiClient, ns: str, name: str, review: dict[str, str]) -> None:
     custom(kube_api).patch_namespaced_custom_object(
         GROUP, VERSION, ns, "alertreports", name, {"spec": {"review": review}}
     )
-
-
-def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any]:
-    conditions = ((obj or {}).get("status") or {}).get("conditions") or []
-    return next((c for c in conditions if c.get("type") == kind), {})
 
 
 def alert(
@@ -114,32 +92,18 @@ def alert(
     }
 
 
+def _file_alert(namespace: str, pod: str, rule: str, tool: str, path: str) -> dict[str, Any]:
+    """``tool path`` run in ``pod``, firing the file rule ``rule``."""
+    fields = {"proc.name": tool, "proc.exepath": f"/bin/{tool}", "proc.cmdline": f"{tool} {path}", "fd.name": path}
+    return alert(namespace, pod, rule, **fields)
+
+
 def sensitive_read(namespace: str, pod: str) -> dict[str, Any]:
-    return alert(
-        namespace,
-        pod,
-        "Read sensitive file untrusted",
-        **{
-            "proc.name": "cat",
-            "proc.exepath": "/bin/cat",
-            "proc.cmdline": "cat /etc/shadow",
-            "fd.name": "/etc/shadow",
-        },
-    )
+    return _file_alert(namespace, pod, "Read sensitive file untrusted", "cat", "/etc/shadow")
 
 
 def write_below_etc(namespace: str, pod: str) -> dict[str, Any]:
-    return alert(
-        namespace,
-        pod,
-        "Write below etc",
-        **{
-            "proc.name": "touch",
-            "proc.exepath": "/bin/touch",
-            "proc.cmdline": "touch /etc/x",
-            "fd.name": "/etc/x",
-        },
-    )
+    return _file_alert(namespace, pod, "Write below etc", "touch", "/etc/x")
 
 
 def store(url: str, body: dict[str, Any]) -> tuple[str, str]:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from tests.objects import GROUP, VERSION, alert_for
 from tests.operator_proc import FalcoReporterProcess, post
-from tests.test_slice import GROUP, VERSION, alert_for
 
 pytestmark = pytest.mark.cluster
 

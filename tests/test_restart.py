@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from kubernetes import client
 
+from tests.objects import GROUP, VERSION, alert_for, get, listed
 from tests.operator_proc import FalcoReporterProcess, post, wait_for
-from tests.test_slice import GROUP, VERSION, alert_for, get, listed
 
 pytestmark = pytest.mark.cluster
 

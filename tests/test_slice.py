@@ -11,12 +11,12 @@ from kubernetes import client
 from falco_reporter.devcluster.seed import seed
 from falco_reporter.models.falco import normalise, object_name, parse_alert_body
 from falco_reporter.models.report import AlertReportSpec
+from tests.objects import alert_for, get, listed
 from tests.operator_proc import FalcoReporterProcess, post, wait_for
 from tests.samples import REAL_SAMPLES
 
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parent.parent
-GROUP, VERSION = "falcoreporter.io", "v1alpha1"
 
 
 @pytest.fixture(scope="module")
@@ -35,35 +35,6 @@ def operator(cluster, fallback_ns, tmp_path_factory):
     proc = FalcoReporterProcess(str(cluster.kubeconfig), log_dir=tmp_path_factory.mktemp("logs"))
     with proc:
         yield proc
-
-
-def custom(kube_api):
-    return client.CustomObjectsApi(kube_api)
-
-
-def get(kube_api, plural, ns, name):
-    try:
-        return custom(kube_api).get_namespaced_custom_object(GROUP, VERSION, ns, plural, name)
-    except client.ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-
-
-def listed(kube_api, plural, ns):
-    return custom(kube_api).list_namespaced_custom_object(GROUP, VERSION, ns, plural)["items"]
-
-
-def alert_for(namespace: str, pod: str, **fields):
-    return {
-        "rule": "Terminal shell in container",
-        "priority": "Notice",
-        "time": "2026-11-20T09:12:44.120345678Z",
-        "output": "A shell was spawned in a container with an attached terminal",
-        "source": "syscall",
-        "output_fields": {"k8s.ns.name": namespace, "k8s.pod.name": pod, "proc.name": "bash",
-                          "proc.cmdline": "bash", "container.id": "4b1f0a9c2d3e", **fields},
-    }
 
 
 @pytest.mark.parametrize("path", REAL_SAMPLES, ids=lambda p: p.stem)

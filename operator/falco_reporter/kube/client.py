@@ -31,10 +31,6 @@ class Kube:
     def batch(self) -> client.BatchV1Api:
         return client.BatchV1Api(self.api)
 
-    @property
-    def custom(self) -> client.CustomObjectsApi:
-        return client.CustomObjectsApi(self.api)
-
 
 def connect(kubeconfig: str | None = None, *, pool_size: int = 32) -> Kube:
     """Configure from ``kubeconfig``, $KUBECONFIG, ~/.kube/config, or in-cluster, in that order."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from typing import Any, cast
 from urllib.parse import quote
@@ -24,11 +23,10 @@ class CustomResources:
         self._kube = kube
         self._plural = plural
 
-    def _args(self, namespace: str) -> tuple[str, str, str, str]:
-        return API_GROUP, API_VERSION, namespace, self._plural
-
-    def _path(self, namespace: str, name: str = "", subresource: str = "") -> str:
-        path = f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{quote(namespace, safe='')}/{self._plural}"
+    def _path(self, namespace: str | None, name: str = "", subresource: str = "") -> str:
+        """The resource's URL path; no namespace means the cluster-wide collection."""
+        scope = f"namespaces/{quote(namespace, safe='')}/" if namespace is not None else ""
+        path = f"/apis/{API_GROUP}/{API_VERSION}/{scope}{self._plural}"
         if name:
             path += f"/{quote(name, safe='')}"
         if subresource:
@@ -93,34 +91,20 @@ class CustomResources:
     def list(self, namespace: str | None = None, *, label_selector: str = "") -> list[Obj]:
         """All objects in a namespace, or cluster-wide when namespace is None (paginated)."""
         items: list[Obj] = []
-        token: str | None = None
+        token = ""
         while True:
-            kwargs: dict[str, Any] = {"limit": 500, "_request_timeout": self._kube.timeout}
-            if token:
-                kwargs["_continue"] = token
-            if label_selector:
-                kwargs["label_selector"] = label_selector
-            page = call(functools.partial(self._list_page, namespace, kwargs))
+            query = [("limit", "500")]
+            query += [("labelSelector", label_selector)] if label_selector else []
+            query += [("continue", token)] if token else []
+            page = self._send("GET", self._path(namespace), query=query)
             items.extend(page.get("items", []))
-            token = page.get("metadata", {}).get("continue")
+            token = page.get("metadata", {}).get("continue") or ""
             if not token:
                 return items
 
-    def _list_page(self, namespace: str | None, kwargs: dict[str, Any]) -> Obj:
-        if namespace is None:
-            return cast(
-                Obj,
-                self._kube.custom.list_cluster_custom_object(API_GROUP, API_VERSION, self._plural, **kwargs),
-            )
-        return cast(Obj, self._kube.custom.list_namespaced_custom_object(*self._args(namespace), **kwargs))
-
     def delete(self, namespace: str, name: str) -> None:
         try:
-            call(
-                lambda: self._kube.custom.delete_namespaced_custom_object(
-                    *self._args(namespace), name, _request_timeout=self._kube.timeout
-                )
-            )
+            self._send("DELETE", self._path(namespace, name))
         except KubeNotFound:
             return
 

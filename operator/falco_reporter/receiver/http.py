@@ -130,43 +130,33 @@ async def readyz(request: web.Request) -> web.Response:
     return _error(503, "not_ready", "the Kubernetes API server is not reachable")
 
 
-def build_app(
-    service: IngestService,
-    settings: ReceiverSettings,
-    ready_probe: ReadyProbe,
-    extra_routes: list[web.RouteDef] | None = None,
-) -> web.Application:
-    """The receiver application (also mounted next to the operator in ``run``)."""
+def _application(settings: ReceiverSettings, ready_probe: ReadyProbe) -> web.Application:
+    """An application with our error middleware, settings, readiness probe and the probe routes."""
     app = web.Application(client_max_size=settings.max_body, middlewares=[_errors])
-    app[SERVICE_KEY] = service
     app[SETTINGS_KEY] = settings
     app[PROBE_KEY] = ready_probe
     app.add_routes(
         [
-            web.post("/v1/alerts", post_alert),
             web.get("/healthz", healthz),
             web.get("/readyz", readyz),
             web.get("/metrics", metrics_endpoint),
-            *(extra_routes or []),
         ]
     )
+    return app
+
+
+def build_app(service: IngestService, settings: ReceiverSettings, ready_probe: ReadyProbe) -> web.Application:
+    """The receiver application (also mounted next to the operator in ``run``)."""
+    app = _application(settings, ready_probe)
+    app[SERVICE_KEY] = service
+    app.add_routes([web.post("/v1/alerts", post_alert)])
     return app
 
 
 def build_health_app(ready_probe: ReadyProbe, max_body: int = 1024) -> web.Application:
     """Probes and metrics alone, plain HTTP (``--health-bind``): for kubelet probes and Prometheus
     when the receiver requires mutual TLS, and for ``run --no-receiver``, which has no receiver."""
-    app = web.Application(client_max_size=max_body, middlewares=[_errors])
-    app[SETTINGS_KEY] = ReceiverSettings(max_body=max_body)
-    app[PROBE_KEY] = ready_probe
-    app.add_routes(
-        [
-            web.get("/healthz", healthz),
-            web.get("/readyz", readyz),
-            web.get("/metrics", metrics_endpoint),
-        ]
-    )
-    return app
+    return _application(ReceiverSettings(max_body=max_body), ready_probe)
 
 
 def ssl_context(settings: ReceiverSettings) -> ssl.SSLContext | None:

@@ -113,12 +113,14 @@ class IngestService:
         if namespace is None:
             return None
         key = (namespace, object_name(spec))
-        if key not in self._known:
-            return None
+        return self._merge(key, spec) if key in self._known else None
+
+    def _merge(self, key: Key, spec: FalcoAlertSpec) -> IngestResult:
+        """Count a repeat of a stored alert (flushed to its status later)."""
         self._known.move_to_end(key)
         self._count(key, spec.time, spec=spec)
         self.stats.merged += 1
-        return IngestResult(namespace, key[1], created=False)
+        return IngestResult(key[0], key[1], created=False)
 
     async def ingest(self, spec: FalcoAlertSpec) -> IngestResult:
         """Store or merge one alert. Raises KubeUnavailable when it could not be stored."""
@@ -126,10 +128,7 @@ class IngestService:
         namespace = await self._placement(spec.subject.namespace)
         key = (namespace, name)
         if key in self._known:
-            self._known.move_to_end(key)
-            self._count(key, spec.time, spec=spec)
-            self.stats.merged += 1
-            return IngestResult(namespace, name, created=False)
+            return self._merge(key, spec)
         waiting = self._creating.get(key)
         if waiting is not None:
             # Another request is creating this object: wait for its attempt, then retry
