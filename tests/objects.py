@@ -7,6 +7,8 @@ from typing import Any
 
 from kubernetes import client
 
+from falco_reporter.devcluster.reporter import wait_for
+
 GROUP, VERSION = "falcoreporter.io", "v1alpha1"
 
 
@@ -51,3 +53,19 @@ def alert_for(namespace: str, pod: str, **fields: Any) -> dict[str, Any]:
         "output_fields": {"k8s.ns.name": namespace, "k8s.pod.name": pod, "proc.name": "bash",
                           "proc.cmdline": "bash", "container.id": "4b1f0a9c2d3e", **fields},
     }
+
+
+def wait_report(kube_api: client.ApiClient, ns: str, name: str, timeout: float = 30) -> dict[str, Any]:
+    """The report once written and its alert marked Reported (so the operator is done with both).
+
+    The report is created first and the alert's status patched right after, so waiting for the
+    report alone races with that patch.
+    """
+
+    def done() -> dict[str, Any] | None:
+        if condition(get(kube_api, "falcoalerts", ns, name), "Reported").get("status") != "True":
+            return None
+        return get(kube_api, "alertreports", ns, name)
+
+    report: dict[str, Any] = wait_for(done, timeout=timeout, what=f"report {ns}/{name}")
+    return report

@@ -36,7 +36,7 @@ from falco_reporter.reporting.chain import LLMWriter
 from falco_reporter.reporting.llm_config import LLMConfig
 from falco_reporter.reporting.service import ReportService
 from falco_reporter.validation import upstream_names, validate_rules_file, validate_snippet
-from tests.objects import GROUP, VERSION, condition, custom, get, listed
+from tests.objects import GROUP, VERSION, condition, custom, get, listed, wait_report
 from tests.operator_proc import FalcoReporterProcess, free_port, post, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -111,18 +111,6 @@ def store(url: str, body: dict[str, Any]) -> tuple[str, str]:
     status, answer = post(url, body)
     assert status == 202, answer
     return answer["namespace"], answer["name"]
-
-
-def wait_report(kube_api: client.ApiClient, ns: str, name: str, timeout: float = 30) -> dict[str, Any]:
-    """The report once written and its alert marked Reported (so the operator is done with both)."""
-
-    def done() -> dict[str, Any] | None:
-        if condition(get(kube_api, "falcoalerts", ns, name), "Reported").get("status") != "True":
-            return None
-        return get(kube_api, "alertreports", ns, name)
-
-    report: dict[str, Any] = wait_for(done, timeout=timeout, what=f"report {ns}/{name}")
-    return report
 
 
 def report_count(kube_api: client.ApiClient, ns: str, name: str) -> int:

@@ -11,7 +11,7 @@ from kubernetes import client
 from falco_reporter.devcluster.seed import seed
 from falco_reporter.models.falco import normalise, object_name, parse_alert_body
 from falco_reporter.models.report import AlertReportSpec
-from tests.objects import alert_for, get, listed
+from tests.objects import alert_for, get, listed, wait_report
 from tests.operator_proc import FalcoReporterProcess, post, wait_for
 from tests.samples import REAL_SAMPLES
 
@@ -90,15 +90,13 @@ def test_report_names_the_deployment_and_digest(operator, cluster, kube_api, nam
     body["output_fields"]["k8s.ns.name"] = namespace
     status, answer = post(operator.url, body)
     assert status == 202 and answer["namespace"] == namespace
-    report = wait_for(lambda: get(kube_api, "alertreports", namespace, answer["name"]), what="report")
+    report = wait_report(kube_api, namespace, answer["name"])
     subject = report["spec"]["subject"]
     assert subject["workload"] == {"kind": "Deployment", "name": "web"}
     assert subject["imageDigest"].startswith("sha256:") and len(subject["imageDigest"]) == 71
     assert subject["node"] == "worker-1"
     assert subject["serviceAccount"] == "web"
-    # The report is created first; the alert's status is patched right after the handler returns.
-    alert = wait_for(lambda: (a := get(kube_api, "falcoalerts", namespace, answer["name"]))
-                     and "enrichment" in (a.get("status") or {}) and a, what="alert status")
+    alert = get(kube_api, "falcoalerts", namespace, answer["name"])
     chain = [o["kind"] for o in alert["status"]["enrichment"]["ownerChain"]]
     assert chain == ["ReplicaSet", "Deployment"]
     conditions = {c["type"]: c for c in alert["status"]["conditions"]}
@@ -110,10 +108,9 @@ def test_missing_pod_still_yields_a_report_that_says_so(operator, kube_api, name
     """An alert naming a pod that does not exist gets a report recording the gap."""
     status, answer = post(operator.url, alert_for(namespace, "ghost-pod"))
     assert status == 202
-    report = wait_for(lambda: get(kube_api, "alertreports", namespace, answer["name"]), what="report")
+    report = wait_report(kube_api, namespace, answer["name"])
     assert f"Pod {namespace}/ghost-pod" in report["spec"]["analysis"]
-    alert = wait_for(lambda: (a := get(kube_api, "falcoalerts", namespace, answer["name"]))
-                     and "enrichment" in (a.get("status") or {}) and a, what="alert status")
+    alert = get(kube_api, "falcoalerts", namespace, answer["name"])
     assert alert["status"]["enrichment"]["missing"] == [f"Pod {namespace}/ghost-pod"]
     assert {c["type"]: c["reason"] for c in alert["status"]["conditions"]}["Enriched"] == "PodMissing"
 
