@@ -59,7 +59,7 @@ test: venv bin/kube-apiserver bin/helm llm-setup
 
 lint: venv
 	$(VENV)/bin/ruff check operator tests hack bench
-	$(VENV)/bin/ruff format --check operator tests hack || true
+	$(VENV)/bin/ruff format --check operator tests hack bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

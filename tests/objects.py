@@ -28,7 +28,9 @@ def get(kube_api: client.ApiClient, plural: str, ns: str, name: str) -> dict[str
 
 
 def listed(kube_api: client.ApiClient, plural: str, ns: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = custom(kube_api).list_namespaced_custom_object(GROUP, VERSION, ns, plural)["items"]
+    items: list[dict[str, Any]] = custom(kube_api).list_namespaced_custom_object(GROUP, VERSION, ns, plural)[
+        "items"
+    ]
     return items
 
 
@@ -50,8 +52,14 @@ def alert_for(namespace: str, pod: str, **fields: Any) -> dict[str, Any]:
         "time": "2026-11-20T09:12:44.120345678Z",
         "output": "A shell was spawned in a container with an attached terminal",
         "source": "syscall",
-        "output_fields": {"k8s.ns.name": namespace, "k8s.pod.name": pod, "proc.name": "bash",
-                          "proc.cmdline": "bash", "container.id": "4b1f0a9c2d3e", **fields},
+        "output_fields": {
+            "k8s.ns.name": namespace,
+            "k8s.pod.name": pod,
+            "proc.name": "bash",
+            "proc.cmdline": "bash",
+            "container.id": "4b1f0a9c2d3e",
+            **fields,
+        },
     }
 
 

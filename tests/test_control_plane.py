@@ -276,6 +276,11 @@ def test_helm_runs_and_reports_its_pinned_version():
     """The helm built from its Go module runs and reports the pinned v3.21.x."""
     from falco_reporter.devcluster.binaries import find_binary
 
-    out = subprocess.run([str(find_binary("helm")), "version", "--short"], capture_output=True, text=True,
-                         check=True, timeout=30).stdout
+    out = subprocess.run(
+        [str(find_binary("helm")), "version", "--short"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
     assert out.startswith("v3.21.")

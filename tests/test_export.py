@@ -12,24 +12,40 @@ from falco_reporter.exporting.files import MANIFEST, clean_manifest, render_file
 from falco_reporter.exporting.service import parse_duration, select
 
 
-def report(ns: str, name: str, severity: str = "high", verdict: str = "suspicious", last_seen: str = "") -> dict:
+def report(
+    ns: str, name: str, severity: str = "high", verdict: str = "suspicious", last_seen: str = ""
+) -> dict:
     return {
         "apiVersion": "falcoreporter.io/v1alpha1",
         "kind": "AlertReport",
         "metadata": {
-            "name": name, "namespace": ns, "uid": "1234", "resourceVersion": "99", "generation": 3,
-            "creationTimestamp": "2026-11-20T09:00:00Z", "managedFields": [{"manager": "kopf"}],
+            "name": name,
+            "namespace": ns,
+            "uid": "1234",
+            "resourceVersion": "99",
+            "generation": 3,
+            "creationTimestamp": "2026-11-20T09:00:00Z",
+            "managedFields": [{"manager": "kopf"}],
             "labels": {"b": "2", "a": "1"},
-            "annotations": {"falcoreporter.io/last-handled-configuration": "{}", "kubectl.kubernetes.io/x": "y"},
+            "annotations": {
+                "falcoreporter.io/last-handled-configuration": "{}",
+                "kubectl.kubernetes.io/x": "y",
+            },
             "ownerReferences": [{"kind": "FalcoAlert", "name": name, "uid": "u"}],
         },
         "spec": {
-            "rule": "Terminal shell in container", "severity": severity, "verdict": verdict,
+            "rule": "Terminal shell in container",
+            "severity": severity,
+            "verdict": verdict,
             "subject": {"workload": {"kind": "Deployment", "name": "web"}},
             "occurrences": {"count": 2, "lastSeen": last_seen},
             "markdown": f"# report {name}\n",
             "mitigations": [
-                {"kind": "kubernetes-manifest", "title": "Isolate", "snippet": "apiVersion: v1\nkind: Namespace\n"},
+                {
+                    "kind": "kubernetes-manifest",
+                    "title": "Isolate",
+                    "snippet": "apiVersion: v1\nkind: Namespace\n",
+                },
                 {"kind": "command", "title": "Look", "snippet": "kubectl get pods"},
             ],
         },
@@ -46,12 +62,22 @@ def test_clean_manifest_drops_server_noise():
 
 def test_file_tree_and_index():
     """Each report gives .md and .yaml, manifests give remediation files, and README indexes by severity."""
-    files = render_files([report("shop", "r2", "low"), report("ops", "r1", "critical")], frozenset({"markdown", "yaml"}))
-    assert sorted(files) == ["README.md", "ops/r1.md", "ops/r1.remediation-1.yaml", "ops/r1.yaml", "shop/r2.md",
-                             "shop/r2.remediation-1.yaml", "shop/r2.yaml"]
+    files = render_files(
+        [report("shop", "r2", "low"), report("ops", "r1", "critical")], frozenset({"markdown", "yaml"})
+    )
+    assert sorted(files) == [
+        "README.md",
+        "ops/r1.md",
+        "ops/r1.remediation-1.yaml",
+        "ops/r1.yaml",
+        "shop/r2.md",
+        "shop/r2.remediation-1.yaml",
+        "shop/r2.yaml",
+    ]
     index = files["README.md"].splitlines()
     assert index.index(next(line for line in index if "ops/r1" in line)) < index.index(
-        next(line for line in index if "shop/r2" in line))
+        next(line for line in index if "shop/r2" in line)
+    )
     assert yaml.safe_load(files["ops/r1.remediation-1.yaml"])["kind"] == "Namespace"
 
 
@@ -73,8 +99,10 @@ def test_second_export_is_byte_identical_and_stale_files_go(tmp_path):
 def test_since_filters_on_last_occurrence():
     """--since keeps reports whose last occurrence is recent."""
     now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-    fresh, stale = report("a", "fresh", last_seen="2026-11-20T11:30:00.000000000Z"), report(
-        "a", "stale", last_seen="2026-11-18T11:30:00.000000000Z")
+    fresh, stale = (
+        report("a", "fresh", last_seen="2026-11-20T11:30:00.000000000Z"),
+        report("a", "stale", last_seen="2026-11-18T11:30:00.000000000Z"),
+    )
     assert [r["metadata"]["name"] for r in select([fresh, stale], timedelta(hours=2), now)] == ["fresh"]
 
 

@@ -70,8 +70,15 @@ class Sender:
     a 503 is never an acknowledgement; the next URL (a second receiver) is tried instead.
     """
 
-    def __init__(self, payloads: list[bytes], urls: Callable[[], list[str]], *, senders: int = 6,
-                 pause: float = 0.0, deadline: float = 120.0) -> None:
+    def __init__(
+        self,
+        payloads: list[bytes],
+        urls: Callable[[], list[str]],
+        *,
+        senders: int = 6,
+        pause: float = 0.0,
+        deadline: float = 120.0,
+    ) -> None:
         self.payloads, self.urls, self.senders, self.pause = payloads, urls, senders, pause
         self.deadline = time.monotonic() + deadline
         self.answers: list[tuple[int, float, float, int, dict[str, Any]]] = []
@@ -139,8 +146,10 @@ def payloads(namespace: str, prefix: str, count: int) -> list[bytes]:
 
 
 def reported(alert: dict[str, Any]) -> bool:
-    return any(c.get("type") == "Reported" and c.get("status") == "True"
-               for c in (alert.get("status") or {}).get("conditions", []))
+    return any(
+        c.get("type") == "Reported" and c.get("status") == "True"
+        for c in (alert.get("status") or {}).get("conditions", [])
+    )
 
 
 # --- 1. operator killed mid-burst ----------------------------------------------------------------
@@ -151,7 +160,9 @@ def test_operator_killed_mid_burst_loses_nothing(cluster, kube_api, namespace, t
     one cannot; after a restart every FalcoAlert has exactly one AlertReport and every 202 is stored."""
     scope = ["--namespace", namespace, "--fallback-namespace", namespace]
     operator = FalcoReporterProcess(str(cluster.kubeconfig), extra=scope, log_dir=tmp_path).start()
-    backup = FalcoReporterProcess(str(cluster.kubeconfig), mode="receiver", extra=scope, log_dir=tmp_path).start()
+    backup = FalcoReporterProcess(
+        str(cluster.kubeconfig), mode="receiver", extra=scope, log_dir=tmp_path
+    ).start()
     restarted: FalcoReporterProcess | None = None
     try:
         sender = Sender(payloads(namespace, "burst", 2000), lambda: [operator.url, backup.url]).start()
@@ -159,20 +170,31 @@ def test_operator_killed_mid_burst_loses_nothing(cluster, kube_api, namespace, t
         operator.kill()
         killed_at = len(sender.acked)
         time.sleep(1)
-        restarted = FalcoReporterProcess(str(cluster.kubeconfig), extra=scope, log_dir=tmp_path,
-                                         port=operator.port).start()
+        restarted = FalcoReporterProcess(
+            str(cluster.kubeconfig), extra=scope, log_dir=tmp_path, port=operator.port
+        ).start()
         sender.join(150)
         acked = {(b["namespace"], b["name"]) for b in sender.acked}
         assert killed_at < 2000, "the kill did not happen mid-burst"
         assert sender.errors, "no request ever hit the dead operator"
-        assert len(acked) == 2000, f"every alert is acknowledged by one receiver ({len(acked)}, {sender.errors})"
+        assert len(acked) == 2000, (
+            f"every alert is acknowledged by one receiver ({len(acked)}, {sender.errors})"
+        )
         assert {ns for ns, _ in acked} == {namespace}
         stored = names(kube_api, "falcoalerts", namespace)
         assert {name for _, name in acked} == stored  # every 202 is stored, and nothing else is
-        wait_for(lambda: len(names(kube_api, "alertreports", namespace)) >= len(stored), timeout=150,
-                 interval=1, what="one report per alert")
-        wait_for(lambda: all(reported(a) for a in listed(kube_api, "falcoalerts", namespace)), timeout=60,
-                 interval=1, what="every alert Reported")
+        wait_for(
+            lambda: len(names(kube_api, "alertreports", namespace)) >= len(stored),
+            timeout=150,
+            interval=1,
+            what="one report per alert",
+        )
+        wait_for(
+            lambda: all(reported(a) for a in listed(kube_api, "falcoalerts", namespace)),
+            timeout=60,
+            interval=1,
+            what="every alert Reported",
+        )
         alerts = listed(kube_api, "falcoalerts", namespace)
         reports = listed(kube_api, "alertreports", namespace)
         assert sorted(r["metadata"]["name"] for r in reports) == sorted(stored)
@@ -212,8 +234,9 @@ def test_api_server_down_for_10s_answers_503_and_recovers(private_cluster, tmp_p
     api = config.new_client_from_config(config_file=kubeconfig)
     ns = "outage"
     client.CoreV1Api(api).create_namespace({"metadata": {"name": ns}})
-    receiver = FalcoReporterProcess(kubeconfig, mode="receiver", log_dir=tmp_path,
-                                    extra=["--request-timeout", "3"]).start()
+    receiver = FalcoReporterProcess(
+        kubeconfig, mode="receiver", log_dir=tmp_path, extra=["--request-timeout", "3"]
+    ).start()
     try:
         repeat = json.dumps(alert_for(ns, "repeat-pod")).encode()
         status, first = post(receiver.url, repeat)
@@ -252,8 +275,19 @@ def test_api_server_down_for_10s_answers_503_and_recovers(private_cluster, tmp_p
         assert acked_new <= stored, f"{len(acked_new - stored)} acknowledged alerts are not stored"
         # Repeats acknowledged during the outage were kept in memory and flushed after it.
         repeats_acked = 1 + sum(1 for i, *_, status, _ in answers if i % 4 == 3 and status == 202)
-        wait_for(lambda: ((get(api, "falcoalerts", ns, first["name"]) or {}).get("status", {})
-                          .get("occurrences", {}).get("count")) == repeats_acked, timeout=20, what=f"repeat count {repeats_acked} flushed")
+        wait_for(
+            lambda: (
+                (
+                    (get(api, "falcoalerts", ns, first["name"]) or {})
+                    .get("status", {})
+                    .get("occurrences", {})
+                    .get("count")
+                )
+                == repeats_acked
+            ),
+            timeout=20,
+            what=f"repeat count {repeats_acked} flushed",
+        )
     finally:
         receiver.stop()
         api.close()
@@ -275,15 +309,19 @@ class HttpChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "http-openai-compatible"
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         raise NotImplementedError("async only")
 
-    async def _agenerate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
-                         **kwargs: Any) -> ChatResult:
+    async def _agenerate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         payload = {"model": "fake", "messages": [{"role": m.type, "content": m.content} for m in messages]}
-        async with ClientSession() as session, session.post(f"{self.base_url}/chat/completions",
-                                                            json=payload) as resp:
+        async with (
+            ClientSession() as session,
+            session.post(f"{self.base_url}/chat/completions", json=payload) as resp,
+        ):
             text = await resp.text()
             if resp.status == 429:
                 raise RateLimitError(f"Error code: 429 - {text}")
@@ -294,13 +332,18 @@ class HttpChatModel(BaseChatModel):
 
 
 def good_answer(rule: str) -> str:
-    return json.dumps({
-        "summary": f"The rule {rule} fired: a shell (bash) started in a container.",
-        "analysis": "**What happened.** bash ran with a terminal attached.",
-        "severity": "medium", "verdict": "suspicious",
-        "verdict_reason": "An interactive shell in a workload container.",
-        "false_positive_hints": [], "mitigations": [], "references": [],
-    })
+    return json.dumps(
+        {
+            "summary": f"The rule {rule} fired: a shell (bash) started in a container.",
+            "analysis": "**What happened.** bash ran with a terminal attached.",
+            "severity": "medium",
+            "verdict": "suspicious",
+            "verdict_reason": "An interactive shell in a workload container.",
+            "false_positive_hints": [],
+            "mitigations": [],
+            "references": [],
+        }
+    )
 
 
 class FakeLLMServer:
@@ -322,13 +365,18 @@ class FakeLLMServer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._released.wait(), 20)
         if self.mode == "429":
-            return web.json_response({"error": {"message": "Rate limit reached for requests",
-                                                "type": "rate_limit_error"}}, status=429)
+            return web.json_response(
+                {"error": {"message": "Rate limit reached for requests", "type": "rate_limit_error"}},
+                status=429,
+            )
         prompt = body["messages"][-1]["content"]
         rule = prompt.split('"rule": "', 1)[1].split('"', 1)[0] if '"rule": "' in prompt else "unknown"
-        content = "<html>503 upstream hiccup</html> not a report" if self.mode == "garbage" else good_answer(rule)
-        return web.json_response({"choices": [{"message": {"role": "assistant", "content": content},
-                                               "finish_reason": "stop"}]})
+        content = (
+            "<html>503 upstream hiccup</html> not a report" if self.mode == "garbage" else good_answer(rule)
+        )
+        return web.json_response(
+            {"choices": [{"message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]}
+        )
 
     async def _start(self) -> None:
         app = web.Application()
@@ -366,8 +414,11 @@ class InProcessOperator:
     def __enter__(self) -> InProcessOperator:
         self.thread.start()
         try:
-            wait_for(lambda: _alive(self.url) or not self.thread.is_alive(), timeout=30,
-                     what="in-process operator healthy")
+            wait_for(
+                lambda: _alive(self.url) or not self.thread.is_alive(),
+                timeout=30,
+                what="in-process operator healthy",
+            )
             assert self.thread.is_alive(), "the in-process operator exited"
         except BaseException:
             self.__exit__()
@@ -384,18 +435,31 @@ def test_llm_endpoint_down_slow_rate_limited_or_garbage_falls_back_to_builtin(cl
     and the operator's event loop keeps answering /healthz within 1 s while the model hangs."""
     with FakeLLMServer() as llm:
         base_url = f"http://127.0.0.1:{llm.port}/v1"
-        config_ = LLMConfig(provider="openai-compatible", model="fake", base_url=base_url, timeout_s=2,
-                            calls_per_hour=0, cache_size=0)
+        config_ = LLMConfig(
+            provider="openai-compatible",
+            model="fake",
+            base_url=base_url,
+            timeout_s=2,
+            calls_per_hour=0,
+            cache_size=0,
+        )
         model = HttpChatModel(base_url=base_url)
         kb = load()
         service = ReportService(kb, LLMWriter(config_, kb, model=model), timeout=2 * config_.timeout_s + 30)
-        settings = runtime.RunSettings(kubeconfig=str(cluster.kubeconfig), namespaces=(namespace,),
-                                       fallback_namespace=namespace, flush_interval=0.5, llm=config_,
-                                       receiver=ReceiverSettings(host="127.0.0.1", port=free_port()))
+        settings = runtime.RunSettings(
+            kubeconfig=str(cluster.kubeconfig),
+            namespaces=(namespace,),
+            fallback_namespace=namespace,
+            flush_interval=0.5,
+            llm=config_,
+            receiver=ReceiverSettings(host="127.0.0.1", port=free_port()),
+        )
         with InProcessOperator(settings, service) as operator:
 
             def report_for(pod: str, *, watch_health: bool = False) -> tuple[dict[str, Any], float]:
-                status, answer = post(operator.url, alert_for(namespace, pod, **{"proc.cmdline": f"bash -c {pod}"}))
+                status, answer = post(
+                    operator.url, alert_for(namespace, pod, **{"proc.cmdline": f"bash -c {pod}"})
+                )
                 assert status == 202, answer
                 slowest = 0.0
                 deadline = time.monotonic() + 40
@@ -445,23 +509,65 @@ def test_two_replicas_with_peering_one_works_the_other_takes_over(private_cluste
     kubeconfig = str(private_cluster.kubeconfig)
     kubectl = str(private_cluster.kubectl)
     # kopf's peering CRDs as the chart ships them, and the ClusterKopfPeering object.
-    subprocess.run([kubectl, "--kubeconfig", kubeconfig, "apply", "--server-side", "-f",
-                    str(ROOT / "helm" / "falco-reporter" / "crds" / "kopf-peerings.yaml")], check=True,
-                   capture_output=True, timeout=60)
-    subprocess.run([kubectl, "--kubeconfig", kubeconfig, "wait", "--for=condition=Established", "--timeout=60s",
-                    "crd/clusterkopfpeerings.kopf.dev"], check=True, capture_output=True, timeout=70)
+    subprocess.run(
+        [
+            kubectl,
+            "--kubeconfig",
+            kubeconfig,
+            "apply",
+            "--server-side",
+            "-f",
+            str(ROOT / "helm" / "falco-reporter" / "crds" / "kopf-peerings.yaml"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    subprocess.run(
+        [
+            kubectl,
+            "--kubeconfig",
+            kubeconfig,
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/clusterkopfpeerings.kopf.dev",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=70,
+    )
     api = config.new_client_from_config(config_file=kubeconfig)
     client.CustomObjectsApi(api).create_cluster_custom_object(
-        "kopf.dev", "v1", "clusterkopfpeerings", {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering",
-                                                  "metadata": {"name": "falco-reporter-test"}})
+        "kopf.dev",
+        "v1",
+        "clusterkopfpeerings",
+        {
+            "apiVersion": "kopf.dev/v1",
+            "kind": "ClusterKopfPeering",
+            "metadata": {"name": "falco-reporter-test"},
+        },
+    )
     ns = "peering"
     client.CoreV1Api(api).create_namespace({"metadata": {"name": ns}})
 
     def replica(priority: int) -> tuple[FalcoReporterProcess, str]:
         health = free_port()
-        proc = FalcoReporterProcess(kubeconfig, log_dir=tmp_path, extra=[
-            "--no-receiver", "--peering", "falco-reporter-test", "--peering-priority", str(priority),
-            "--peering-lifetime", "4", "--health-bind", f"127.0.0.1:{health}"]).start(wait=False)
+        proc = FalcoReporterProcess(
+            kubeconfig,
+            log_dir=tmp_path,
+            extra=[
+                "--no-receiver",
+                "--peering",
+                "falco-reporter-test",
+                "--peering-priority",
+                str(priority),
+                "--peering-lifetime",
+                "4",
+                "--health-bind",
+                f"127.0.0.1:{health}",
+            ],
+        ).start(wait=False)
         url = f"http://127.0.0.1:{health}"
         wait_for(lambda: _alive(url), timeout=30, what=f"replica {priority} healthy")
         return proc, url
@@ -472,16 +578,24 @@ def test_two_replicas_with_peering_one_works_the_other_takes_over(private_cluste
     try:
         time.sleep(3)  # both have seen the peering object
         batch1 = [post(receiver.url, alert_for(ns, f"p1-{i}"))[1]["name"] for i in range(10)]
-        wait_for(lambda: set(batch1) <= names(api, "alertreports", ns), timeout=60, what="first batch reported")
+        wait_for(
+            lambda: set(batch1) <= names(api, "alertreports", ns), timeout=60, what="first batch reported"
+        )
         assert reports_written(first_url) == 10
         assert reports_written(second_url) == 0, "the paused replica wrote reports"
-        assert "Resuming operations" not in second.log_path.read_text()  # kopf starts mandatory peering paused
+        assert (
+            "Resuming operations" not in second.log_path.read_text()
+        )  # kopf starts mandatory peering paused
 
         first.kill()
         killed = time.monotonic()
         batch2 = [post(receiver.url, alert_for(ns, f"p2-{i}"))[1]["name"] for i in range(10)]
-        wait_for(lambda: set(batch2) <= names(api, "alertreports", ns), timeout=60, interval=0.25,
-                 what="second batch reported by the survivor")
+        wait_for(
+            lambda: set(batch2) <= names(api, "alertreports", ns),
+            timeout=60,
+            interval=0.25,
+            what="second batch reported by the survivor",
+        )
         handover = time.monotonic() - killed
         assert reports_written(second_url) == 10
         assert "Resuming operations after the pause" in second.log_path.read_text()

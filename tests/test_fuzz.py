@@ -44,42 +44,62 @@ from tests.operator_proc import FalcoReporterProcess
 from tests.samples import REAL_SAMPLES
 
 ROOT = Path(__file__).resolve().parent.parent
-SPEC_SCHEMA = yaml.safe_load((ROOT / "crds" / "falcoalerts.yaml").read_text())["spec"]["versions"][0]["schema"][
-    "openAPIV3Schema"]["properties"]["spec"]
+SPEC_SCHEMA = yaml.safe_load((ROOT / "crds" / "falcoalerts.yaml").read_text())["spec"]["versions"][0][
+    "schema"
+]["openAPIV3Schema"]["properties"]["spec"]
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # --- strategies ------------------------------------------------------------------------------
 
 # Any code point, lone surrogates included: JSON escapes ("\\ud800") can carry them.
 any_text = st.text(st.characters(exclude_categories=()), max_size=40)
-json_scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
-                | st.floats(allow_nan=True, allow_infinity=True) | any_text)
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=12)
-field_scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**64), max_value=2**64)
-                 | st.floats(allow_nan=True, allow_infinity=True) | any_text)
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | any_text
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+field_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**64), max_value=2**64)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | any_text
+)
 priorities = st.sampled_from([*PRIORITIES, "notice", "WARNING", " info ", "warn", "err", "crit", "emerg"])
 times = st.one_of(
-    st.builds(lambda d, digits: d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond:06d}123"[:digits] + "Z",
-              st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1)),
-              st.integers(min_value=1, max_value=9)),
+    st.builds(
+        lambda d, digits: d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond:06d}123"[:digits] + "Z",
+        st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1)),
+        st.integers(min_value=1, max_value=9),
+    ),
     st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1)).map(
-        lambda d: d.strftime("%Y-%m-%dT%H:%M:%S+02:00")),
+        lambda d: d.strftime("%Y-%m-%dT%H:%M:%S+02:00")
+    ),
     st.integers(min_value=0, max_value=2**63 - 1),
 )
-known_fields = st.fixed_dictionaries({}, optional={
-    "k8s.ns.name": st.none() | st.text(max_size=20),
-    "k8s.pod.name": st.none() | st.text(max_size=20),
-    "container.id": st.none() | st.text(alphabet="0123456789abcdef", max_size=12),
-    "proc.cmdline": st.none() | st.text(max_size=60),
-    "proc.name": st.none() | st.text(max_size=15),
-    "proc.exepath": st.none() | st.text(max_size=30),
-    "ka.target.resource": st.sampled_from(["pods", "secrets"]),
-    "ka.target.name": st.text(max_size=20),
-    "ka.user.name": st.text(max_size=20),
-    "container.image.repository": st.text(max_size=30),
-    "container.image.tag": st.text(max_size=10),
-})
+known_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "k8s.ns.name": st.none() | st.text(max_size=20),
+        "k8s.pod.name": st.none() | st.text(max_size=20),
+        "container.id": st.none() | st.text(alphabet="0123456789abcdef", max_size=12),
+        "proc.cmdline": st.none() | st.text(max_size=60),
+        "proc.name": st.none() | st.text(max_size=15),
+        "proc.exepath": st.none() | st.text(max_size=30),
+        "ka.target.resource": st.sampled_from(["pods", "secrets"]),
+        "ka.target.name": st.text(max_size=20),
+        "ka.user.name": st.text(max_size=20),
+        "container.image.repository": st.text(max_size=30),
+        "container.image.tag": st.text(max_size=10),
+    },
+)
 
 
 @st.composite
@@ -87,15 +107,20 @@ def valid_alerts(draw: st.DrawFn) -> dict[str, Any]:
     fields = draw(known_fields)
     fields.update(draw(st.dictionaries(st.text(max_size=25), field_scalars, max_size=12)))
     alert: dict[str, Any] = {
-        "rule": draw(st.text(st.characters(exclude_categories=()), min_size=1, max_size=80)
-                     .filter(lambda s: s.strip())),
+        "rule": draw(
+            st.text(st.characters(exclude_categories=()), min_size=1, max_size=80).filter(lambda s: s.strip())
+        ),
         "priority": draw(priorities),
         "time": draw(times),
         "output_fields": fields,
     }
-    for key, strategy in (("output", st.text(max_size=120)), ("hostname", st.text(max_size=30)),
-                          ("source", st.sampled_from(["syscall", "syscalls", "k8s_audit", "internal", "okta"])),
-                          ("tags", st.lists(st.text(max_size=15), max_size=6)), ("uuid", st.uuids().map(str))):
+    for key, strategy in (
+        ("output", st.text(max_size=120)),
+        ("hostname", st.text(max_size=30)),
+        ("source", st.sampled_from(["syscall", "syscalls", "k8s_audit", "internal", "okta"])),
+        ("tags", st.lists(st.text(max_size=15), max_size=6)),
+        ("uuid", st.uuids().map(str)),
+    ):
         if draw(st.booleans()):
             alert[key] = draw(st.none() | strategy) if key != "uuid" else draw(strategy)
     return alert
@@ -116,9 +141,15 @@ def test_parse_alert_body_raises_only_invalid_alert(body):
 
 
 @PROPERTY
-@given(st.dictionaries(st.text(max_size=12), json_values, max_size=6)
-       | st.fixed_dictionaries({}, optional=dict.fromkeys(
-           ("rule", "priority", "time", "output", "source", "hostname", "tags", "output_fields"), json_values)))
+@given(
+    st.dictionaries(st.text(max_size=12), json_values, max_size=6)
+    | st.fixed_dictionaries(
+        {},
+        optional=dict.fromkeys(
+            ("rule", "priority", "time", "output", "source", "hostname", "tags", "output_fields"), json_values
+        ),
+    )
+)
 @example({"rule": "x", "priority": "Notice", "time": True})
 @example({"rule": "x", "priority": "Notice", "time": "2026-02-30T00:00:00Z"})
 @example({"rule": "x", "priority": "Notice", "time": -1})
@@ -141,18 +172,35 @@ def test_valid_alert_round_trips(payload):
     assert_storable(spec)
     body = json.dumps(payload).encode()
     assert normalise(parse_alert_body(body)) == spec
-    again = normalise({"rule": spec.rule, "priority": spec.priority, "time": spec.time, "output": spec.output,
-                       "source": spec.source, "hostname": spec.hostname, "tags": spec.tags,
-                       "output_fields": spec.output_fields})
+    again = normalise(
+        {
+            "rule": spec.rule,
+            "priority": spec.priority,
+            "time": spec.time,
+            "output": spec.output,
+            "source": spec.source,
+            "hostname": spec.hostname,
+            "tags": spec.tags,
+            "output_fields": spec.output_fields,
+        }
+    )
     assert again.fingerprint == spec.fingerprint
     assert again.model_dump(exclude={"stringified_fields"}) == spec.model_dump(exclude={"stringified_fields"})
     assert normalise(copy.deepcopy(payload)) == spec  # deterministic
 
 
 @PROPERTY
-@given(valid_alerts(), times, st.text(max_size=80), st.integers(min_value=0, max_value=2**40), st.uuids(),
-       priorities)
-def test_fingerprint_ignores_time_uuid_output_counters_and_ids(payload, when, output, counter, new_id, priority):
+@given(
+    valid_alerts(),
+    times,
+    st.text(max_size=80),
+    st.integers(min_value=0, max_value=2**40),
+    st.uuids(),
+    priorities,
+)
+def test_fingerprint_ignores_time_uuid_output_counters_and_ids(
+    payload, when, output, counter, new_id, priority
+):
     """Repeats of the same activity merge: time, uuid, output line, priority, counters and ids differ."""
     spec = normalise(payload)
     repeat = copy.deepcopy(payload)
@@ -205,14 +253,23 @@ class Mutator:
         alert["output_fields"] = fields
         fields["k8s.ns.name"] = self.namespace
         fields["k8s.pod.name"] = f"fuzz-{self.rng.randrange(10**9)}"
-        alert["time"] = (datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=self.rng.randrange(10**8))).strftime(
-            "%Y-%m-%dT%H:%M:%S.%fZ")
+        alert["time"] = (
+            datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=self.rng.randrange(10**8))
+        ).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         return alert
 
     def value(self, depth: int = 0) -> Any:
-        choices = [lambda: None, lambda: True, lambda: -1, lambda: 2**64 + self.rng.randrange(100),
-                   lambda: 1e308 * 10, lambda: float("nan"), lambda: "\ud800x", self.rng.random,
-                   lambda: "x" * self.rng.randrange(1, 5000)]
+        choices = [
+            lambda: None,
+            lambda: True,
+            lambda: -1,
+            lambda: 2**64 + self.rng.randrange(100),
+            lambda: 1e308 * 10,
+            lambda: float("nan"),
+            lambda: "\ud800x",
+            self.rng.random,
+            lambda: "x" * self.rng.randrange(1, 5000),
+        ]
         if depth < 3:
             choices += [lambda: [self.value(depth + 1)], lambda: {"k": self.value(depth + 1)}]
         return self.rng.choice(choices)()
@@ -223,8 +280,9 @@ class Mutator:
         if r < 0.25:  # a valid, lightly varied real alert
             return json.dumps(alert).encode()
         if r < 0.45:  # wrong types in the known fields
-            key = self.rng.choice(["rule", "priority", "time", "output", "source", "hostname", "tags",
-                                   "output_fields"])
+            key = self.rng.choice(
+                ["rule", "priority", "time", "output", "source", "hostname", "tags", "output_fields"]
+            )
             alert[key] = self.value()
             return json.dumps(alert, allow_nan=True).encode()
         if r < 0.55:  # wrong types inside output_fields
@@ -239,7 +297,7 @@ class Mutator:
                 if op == 0:
                     raw[pos] = self.rng.randrange(256)
                 elif op == 1:
-                    del raw[pos:pos + self.rng.randrange(1, 20)]
+                    del raw[pos : pos + self.rng.randrange(1, 20)]
                 else:
                     raw[pos:pos] = bytes([0xC3, 0x28, 0xFF])  # invalid UTF-8
             return bytes(raw)
@@ -265,7 +323,9 @@ class Mutator:
         if r < 0.95:  # not an object, or empty
             return self.rng.choice([b"", b"null", b"[]", b"42", b'"alert"', b"{}", b"[{}]", b"true"])
         # unicode everywhere
-        alert["rule"] = "".join(chr(self.rng.randrange(0x20, 0x2FFFF)) for _ in range(self.rng.randrange(1, 60)))
+        alert["rule"] = "".join(
+            chr(self.rng.randrange(0x20, 0x2FFFF)) for _ in range(self.rng.randrange(1, 60))
+        )
         alert["output_fields"]["proc.cmdline"] = "\u202e\u0000\ufeff" + alert["rule"]
         return json.dumps(alert, ensure_ascii=self.rng.random() < 0.5).encode("utf-8", "surrogatepass")
 
@@ -274,9 +334,11 @@ CHUNKED = json.dumps({"rule": "Chunked", "priority": "Notice", "time": "2026-01-
 RAW_REQUESTS = [
     b"GARBAGE\r\n\r\n",
     b"POST /v1/alerts HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999999\r\n\r\n{",
-    b"POST /v1/alerts HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"rule\"",
+    b'POST /v1/alerts HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"rule"',
     b"POST /v1/alerts HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    + f"{len(CHUNKED):x}\r\n".encode() + CHUNKED + b"\r\n0\r\n\r\n",
+    + f"{len(CHUNKED):x}\r\n".encode()
+    + CHUNKED
+    + b"\r\n0\r\n\r\n",
     b"POST /v1/alerts HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nnot hex\r\n",
     b"POST /v1/alerts HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
     b"GET /v1/alerts HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -311,8 +373,12 @@ def rss_kb(pid: int) -> int:
 @pytest.mark.cluster
 def test_http_fuzz_against_a_real_receiver(cluster, kube_api, namespace, tmp_path):
     """1,500 hostile requests: no 5xx but 503-for-outage, no crash, bounded memory, every 202 stored."""
-    receiver = FalcoReporterProcess(str(cluster.kubeconfig), mode="receiver", log_dir=tmp_path, extra=[
-        "--namespace", namespace, "--fallback-namespace", namespace, "--max-body", str(MAX_BODY)]).start()
+    receiver = FalcoReporterProcess(
+        str(cluster.kubeconfig),
+        mode="receiver",
+        log_dir=tmp_path,
+        extra=["--namespace", namespace, "--fallback-namespace", namespace, "--max-body", str(MAX_BODY)],
+    ).start()
     assert receiver.proc is not None
     mutator = Mutator(namespace)
     statuses: dict[int, int] = {}
@@ -329,7 +395,11 @@ def test_http_fuzz_against_a_real_receiver(cluster, kube_api, namespace, tmp_pat
             if i == 300:
                 baseline = rss_kb(receiver.proc.pid)
             body = mutator.body()
-            headers = {"Content-Type": mutator.rng.choice(["application/json", "text/plain", "application/x-www-form"])}
+            headers = {
+                "Content-Type": mutator.rng.choice(
+                    ["application/json", "text/plain", "application/x-www-form"]
+                )
+            }
             try:
                 conn.request("POST", "/v1/alerts", body, headers)
                 resp = conn.getresponse()
@@ -342,9 +412,14 @@ def test_http_fuzz_against_a_real_receiver(cluster, kube_api, namespace, tmp_pat
                 continue
             sent += 1
             statuses[resp.status] = statuses.get(resp.status, 0) + 1
-            answer = json.loads(raw or b"{}") if resp.getheader("Content-Type", "").startswith("application/json") \
+            answer = (
+                json.loads(raw or b"{}")
+                if resp.getheader("Content-Type", "").startswith("application/json")
                 else {}
-            if resp.status >= 500 and not (resp.status == 503 and answer.get("error") in ("api_unavailable", "timeout")):
+            )
+            if resp.status >= 500 and not (
+                resp.status == 503 and answer.get("error") in ("api_unavailable", "timeout")
+            ):
                 bad.append((resp.status, body[:200], raw[:300]))
             if resp.status == 202:
                 acked.add((answer["namespace"], answer["name"]))
@@ -364,8 +439,12 @@ def test_http_fuzz_against_a_real_receiver(cluster, kube_api, namespace, tmp_pat
         assert sent >= 1000 and elapsed < TIME_LIMIT + 15, (sent, elapsed)
         assert statuses.get(202, 0) >= 200 and statuses.get(400, 0) >= 200, statuses
         assert grown < 64 * 1024, f"RSS grew by {grown / 1024:.0f} MB over {sent} requests"
-        stored = {(namespace, o["metadata"]["name"]) for o in client.CustomObjectsApi(kube_api)
-                  .list_namespaced_custom_object(GROUP, VERSION, namespace, "falcoalerts")["items"]}
+        stored = {
+            (namespace, o["metadata"]["name"])
+            for o in client.CustomObjectsApi(kube_api).list_namespaced_custom_object(
+                GROUP, VERSION, namespace, "falcoalerts"
+            )["items"]
+        }
         assert acked <= stored, f"{len(acked - stored)} acknowledged alerts are not stored"
     finally:
         conn.close()

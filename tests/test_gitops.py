@@ -94,7 +94,12 @@ def alert(
 
 def _file_alert(namespace: str, pod: str, rule: str, tool: str, path: str) -> dict[str, Any]:
     """``tool path`` run in ``pod``, firing the file rule ``rule``."""
-    fields = {"proc.name": tool, "proc.exepath": f"/bin/{tool}", "proc.cmdline": f"{tool} {path}", "fd.name": path}
+    fields = {
+        "proc.name": tool,
+        "proc.exepath": f"/bin/{tool}",
+        "proc.cmdline": f"{tool} {path}",
+        "fd.name": path,
+    }
     return alert(namespace, pod, rule, **fields)
 
 

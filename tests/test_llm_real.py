@@ -65,7 +65,12 @@ async def test_real_small_model_writes_a_valid_report_or_a_reasoned_fallback(
     created = alerts.create(namespace, alert_object(namespace, name, alert))
     reconciler = AlertReconciler(alerts, reports, KubeObjects(kube), service)
     outcome = await reconciler.reconcile(
-        namespace=namespace, name=name, uid=created["metadata"]["uid"], generation=1, spec=created["spec"], status={}
+        namespace=namespace,
+        name=name,
+        uid=created["metadata"]["uid"],
+        generation=1,
+        spec=created["spec"],
+        status={},
     )
     finished = time.monotonic()
     assert outcome.created

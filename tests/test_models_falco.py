@@ -68,7 +68,10 @@ def test_time_normalisation(value, expected):
         ({"rule": "x", "priority": "Loud", "time": "2026-01-01T00:00:00Z"}, "'priority' must be one of"),
         ({"rule": "x", "priority": "Notice"}, "'time' is required"),
         ({"rule": "x", "priority": "Notice", "time": "yesterday"}, "not an RFC 3339 time"),
-        ({"rule": "x", "priority": "Notice", "time": "2026-01-01T00:00:00Z", "output_fields": []}, "JSON object"),
+        (
+            {"rule": "x", "priority": "Notice", "time": "2026-01-01T00:00:00Z", "output_fields": []},
+            "JSON object",
+        ),
         ({"rule": "x", "priority": "Notice", "time": "2026-01-01T00:00:00Z", "tags": "a"}, "list of strings"),
     ],
 )
@@ -80,7 +83,12 @@ def test_invalid_payloads_name_the_problem(payload, message):
 
 @pytest.mark.parametrize(
     ("body", "message"),
-    [(b"\xff\xfe", "UTF-8"), (b"{not json", "not JSON"), (b"[1]", "one JSON object"), (b"[" * 100000, "nested|not JSON")],
+    [
+        (b"\xff\xfe", "UTF-8"),
+        (b"{not json", "not JSON"),
+        (b"[1]", "one JSON object"),
+        (b"[" * 100000, "nested|not JSON"),
+    ],
 )
 def test_bad_bodies_are_rejected(body, message):
     """Invalid UTF-8, invalid JSON, non-objects and absurd nesting are InvalidAlert, not crashes."""
@@ -91,7 +99,10 @@ def test_bad_bodies_are_rejected(body, message):
 def _alert(**fields):
     base = {"rule": "Terminal shell in container", "priority": "Notice", "time": "2026-01-01T00:00:00Z"}
     return normalise(
-        {**base, "output_fields": {"k8s.ns.name": "prod", "k8s.pod.name": "web-1", "proc.name": "sh", **fields}}
+        {
+            **base,
+            "output_fields": {"k8s.ns.name": "prod", "k8s.pod.name": "web-1", "proc.name": "sh", **fields},
+        }
     )
 
 
@@ -121,8 +132,12 @@ def test_fingerprint_ignores_time_and_uuid_but_not_the_pod():
 
 @pytest.mark.parametrize(
     ("state", "suppression", "accepted"),
-    [("false-positive", {"rule": "r", "exception": "x"}, True), ("acknowledged", {"rule": "r", "exception": "x"}, False),
-     ("false-positive", None, False), (None, None, False)],
+    [
+        ("false-positive", {"rule": "r", "exception": "x"}, True),
+        ("acknowledged", {"rule": "r", "exception": "x"}, False),
+        ("false-positive", None, False),
+        (None, None, False),
+    ],
 )
 def test_accepted_false_positive_needs_the_review_and_the_exception(state, suppression, accepted):
     """A report counts as an accepted false positive only when its review says so and its exception exists."""

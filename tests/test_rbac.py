@@ -494,7 +494,9 @@ def test_view_binding_reads_reports_in_its_namespace_only(install, cluster, kube
     other = create_namespace(kube_api, "other")
     # The dev cluster runs the clusterrole-aggregation controller, so the built-in view role must
     # have picked up our aggregated rules: bind exactly what a cluster admin would bind.
-    assert _aggregated_into_view(kube_api, timeout=20), f"{release.fullname}-view was not aggregated into view"
+    assert _aggregated_into_view(kube_api, timeout=20), (
+        f"{release.fullname}-view was not aggregated into view"
+    )
     role = "view"
     client.RbacAuthorizationV1Api(kube_api).create_namespaced_role_binding(namespace, {
         "metadata": {"name": "alice-view"},

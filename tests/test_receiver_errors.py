@@ -23,8 +23,12 @@ def receiver(cluster, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("receiver")
     token = tmp / "token"
     token.write_text("s3cret-token\n")
-    proc = FalcoReporterProcess(str(cluster.kubeconfig), mode="receiver", log_dir=tmp,
-                                extra=["--token-file", str(token), "--max-body", "4096"])
+    proc = FalcoReporterProcess(
+        str(cluster.kubeconfig),
+        mode="receiver",
+        log_dir=tmp,
+        extra=["--token-file", str(token), "--max-body", "4096"],
+    )
     with proc:
         yield proc
 
@@ -33,7 +37,9 @@ AUTH = {"Authorization": "Bearer s3cret-token"}
 
 
 def count(kube_api, namespace):
-    items = client.CustomObjectsApi(kube_api).list_namespaced_custom_object(GROUP, VERSION, namespace, "falcoalerts")
+    items = client.CustomObjectsApi(kube_api).list_namespaced_custom_object(
+        GROUP, VERSION, namespace, "falcoalerts"
+    )
     return len(items["items"])
 
 
@@ -44,7 +50,10 @@ def count(kube_api, namespace):
         (b'["a list"]', "one JSON object"),
         (b"\xff\xfe\x00", "UTF-8"),
         (json.dumps({"hello": "world"}).encode(), "'rule' is required"),
-        (json.dumps({"rule": "x", "priority": "LOUD", "time": "2026-01-01T00:00:00Z"}).encode(), "'priority'"),
+        (
+            json.dumps({"rule": "x", "priority": "LOUD", "time": "2026-01-01T00:00:00Z"}).encode(),
+            "'priority'",
+        ),
     ],
     ids=["invalid-json", "not-object", "invalid-utf8", "not-an-alert", "bad-priority"],
 )
@@ -92,7 +101,9 @@ def test_api_server_unreachable_is_503_never_202(cluster, tmp_path):
     dead = tmp_path / "dead-kubeconfig"
     config = Path(cluster.kubeconfig).read_text()
     dead.write_text(re.sub(r"server: https://127\.0\.0\.1:\d+", "server: https://127.0.0.1:9", config))
-    proc = FalcoReporterProcess(str(dead), mode="receiver", log_dir=tmp_path, extra=["--request-timeout", "3"])
+    proc = FalcoReporterProcess(
+        str(dead), mode="receiver", log_dir=tmp_path, extra=["--request-timeout", "3"]
+    )
     with proc:
         status, answer = post(proc.url, alert_for("default", "p"))
         assert status == 503 and answer["error"] in ("api_unavailable", "timeout")

@@ -64,15 +64,40 @@ def test_burst_of_identical_alerts_merges_into_one(operator, kube_api, namespace
     assert len(names) == 1
     assert len(listed(kube_api, "falcoalerts", namespace)) == 1
     name = names.pop()
-    wait_for(lambda: (get(kube_api, "falcoalerts", namespace, name).get("status", {})
-                      .get("occurrences", {}).get("count")) == 500, what="count 500")
-    wait_for(lambda: (get(kube_api, "alertreports", namespace, name) or {}).get("spec", {})
-             .get("occurrences", {}).get("count") == 500, what="report count synced to 500")
-    alert = wait_for(lambda: (a := get(kube_api, "falcoalerts", namespace, name))
-                     and (a.get("status") or {}).get("reportRef", {}).get("occurrences") == 500 and a,
-                     what="the alert records the synced count")
+    wait_for(
+        lambda: (
+            (
+                get(kube_api, "falcoalerts", namespace, name)
+                .get("status", {})
+                .get("occurrences", {})
+                .get("count")
+            )
+            == 500
+        ),
+        what="count 500",
+    )
+    wait_for(
+        lambda: (
+            (get(kube_api, "alertreports", namespace, name) or {})
+            .get("spec", {})
+            .get("occurrences", {})
+            .get("count")
+            == 500
+        ),
+        what="report count synced to 500",
+    )
+    alert = wait_for(
+        lambda: (
+            (a := get(kube_api, "falcoalerts", namespace, name))
+            and (a.get("status") or {}).get("reportRef", {}).get("occurrences") == 500
+            and a
+        ),
+        what="the alert records the synced count",
+    )
     # Level-triggered handlers: kopf keeps no copy of the spec on the object, and no progress once done.
-    assert not any(key.endswith("last-handled-configuration") for key in alert["metadata"].get("annotations", {}))
+    assert not any(
+        key.endswith("last-handled-configuration") for key in alert["metadata"].get("annotations", {})
+    )
     assert not (alert["status"].get("kopf") or {}).get("progress")
 
 
@@ -85,7 +110,12 @@ def test_alerts_for_two_pods_make_two_objects(operator, kube_api, namespace):
 
 def test_report_names_the_deployment_and_digest(operator, cluster, kube_api, namespace):
     """A Deployment's pod: the report names the Deployment, the image digest, node and service account."""
-    seed(str(cluster.kubectl), str(cluster.kubeconfig), ROOT / "samples" / "workloads.yaml", namespace=namespace)
+    seed(
+        str(cluster.kubectl),
+        str(cluster.kubeconfig),
+        ROOT / "samples" / "workloads.yaml",
+        namespace=namespace,
+    )
     body = json.loads((ROOT / "samples" / "alerts" / "01-terminal-shell-shop-web.json").read_text())
     body["output_fields"]["k8s.ns.name"] = namespace
     status, answer = post(operator.url, body)
@@ -124,4 +154,6 @@ def test_alert_for_unknown_namespace_goes_to_fallback(operator, kube_api, fallba
 def test_render_matches_operator_fields():
     """The offline pipeline produces the same deterministic name the receiver uses."""
     body = (ROOT / "samples" / "alerts" / "03-drop-exec-backup-job.json").read_bytes()
-    assert object_name(normalise(parse_alert_body(body))).startswith("drop-and-execute-new-binary-in-container-")
+    assert object_name(normalise(parse_alert_body(body))).startswith(
+        "drop-and-execute-new-binary-in-container-"
+    )

@@ -141,8 +141,10 @@ def _unreported(status: kopf.Status, **_: Any) -> bool:
 def _unsynced(status: kopf.Status, **_: Any) -> bool:
     """Reported, and the alert's count differs from what was last copied into the report."""
     count = int((status.get("occurrences") or {}).get("count", 0))
-    return bool(count) and _already_reported(status) and count != int(
-        (status.get("reportRef") or {}).get("occurrences", 0)
+    return (
+        bool(count)
+        and _already_reported(status)
+        and count != int((status.get("reportRef") or {}).get("occurrences", 0))
     )
 
 
