@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 Maturity = Literal["stable", "incubating", "sandbox", "deprecated", "k8saudit"]
 Severity = Literal["critical", "high", "medium", "low", "info"]
@@ -20,6 +20,9 @@ Language = Literal["yaml", "shell", "text"]
 
 PLACEHOLDERS = frozenset(
     {
+        "pid",
+        "falco_host",
+        "audit_user",
         "namespace",
         "pod",
         "container",
@@ -58,14 +61,75 @@ class MitreRef(_Strict):
         return value
 
 
+SignalOp = Literal["equals", "in", "startswith", "endswith", "contains", "glob", "regex", "exists"]
+
+#: Names a signal may test besides the alert's own Falco output fields. They are derived by the
+#: report writer from the alert and the enrichment (see reporting/evidence/fields.py).
+DERIVED_FIELDS = frozenset(
+    {
+        "image.repository",  # the container's image repository, lower case, no tag or digest
+        "k8s.ns.name",  # the pod's namespace (the enrichment's, else the alert's)
+        "workload.kind",  # top of the owner chain: Deployment, StatefulSet, DaemonSet, CronJob, Job, Pod
+        "workload.name",
+        "proc.ancestors",  # proc.pname and every proc.aname[N] the alert carries (any may match)
+        "proc.exe.dir",  # directory of proc.exepath (or proc.exe)
+        "fd.sport",  # the server port of the connection (derived from fd.rport/fd.lport and the direction)
+        "peer.scope",  # loopback, cluster, private or public: where the remote address is
+        "container.privileged",  # "true" when the pod spec makes the container privileged
+    }
+)
+_FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+(\[[^\]]+\])?$")
+
+
+class Signal(_Strict):
+    """One machine-checkable condition; a benign cause is recognised when all its signals hold."""
+
+    field: str = Field(description="A Falco output field (proc.pname) or a derived name (DERIVED_FIELDS)")
+    op: SignalOp
+    values: list[str] = Field(default_factory=list, description="Empty only for op 'exists'")
+
+    @field_validator("field")
+    @classmethod
+    def _field(cls, value: str) -> str:
+        if value not in DERIVED_FIELDS and not _FIELD_NAME.match(value):
+            raise ValueError(f"not a Falco field or derived name: {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _values(self) -> Signal:
+        if (self.op == "exists") != (not self.values) or any(not v for v in self.values):
+            raise ValueError("a signal needs non-empty values, except op 'exists' which takes none")
+        if self.op == "regex":
+            for v in self.values:
+                re.compile(v)
+        return self
+
+
 class BenignCause(_Strict):
     cause: str
     how_to_recognise: str
+    signals: list[Signal] = Field(
+        default_factory=list,
+        description="All must hold for the cause to count as evidence; empty when not checkable from the alert",
+    )
+    identity: bool = Field(
+        default=False,
+        description="True when the signals pin who acts (image repository, namespace and owner), "
+        "so a match is strong benign evidence; otherwise a match is moderate",
+    )
+
+
+InvestigationScope = Literal["cluster", "node", "audit-log", "container"]
 
 
 class InvestigationStep(_Strict):
     title: str
     command: str = Field(description="One shell command (kubectl, crictl, ...); placeholders allowed")
+    runs: InvestigationScope = Field(
+        default="cluster",
+        description="Where it runs: the API (cluster), the node (crictl, kubectl debug node), the audit "
+        "log, or inside the suspect container (last resort: an attacker controls what it shows)",
+    )
 
     @field_validator("command")
     @classmethod
