@@ -41,6 +41,7 @@ def enrich(spec: FalcoAlertSpec, source: ObjectSource) -> Enrichment:
     else:
         result.scope = "host" if spec.source in ("syscall", "") else spec.source
     if pod is None:
+        _node_from_hostname(result, spec, source)
         result.container = ContainerInfo(
             name=subject.container_name, image=subject.image, container_id=subject.container_id
         )
@@ -49,6 +50,13 @@ def enrich(spec: FalcoAlertSpec, source: ObjectSource) -> Enrichment:
     _owners(result, pod, source)
     _service_account(result, pod, source)
     return result
+
+
+def _node_from_hostname(result: Enrichment, spec: FalcoAlertSpec, source: ObjectSource) -> None:
+    # Falco's hostname is whatever its container was called (a container id, a pod name), so it
+    # names a node only when a Node of that name exists; audit events come from the API server.
+    if spec.source in ("syscall", "") and spec.hostname and source.node_exists(spec.hostname):
+        result.node = spec.hostname
 
 
 def _short(container_id: str) -> str:
@@ -169,11 +177,20 @@ def _owners(result: Enrichment, pod: Obj, source: ObjectSource) -> None:
         kind, name = str(ref.get("kind", "")), str(ref.get("name", ""))
         current = source.owner(kind, namespace, name)
         result.owner_chain.append(OwnerLink(kind=kind, name=name, found=current is not None))
-        top = WorkloadRef(kind=kind, name=name)
+        top = WorkloadRef(kind=kind, name=name, **_workload_facts(current))
         if current is None:
             result.missing.append(f"{kind} {namespace}/{name}")
             break
     result.workload = top
+
+
+def _workload_facts(owner: Obj | None) -> dict[str, Any]:
+    spec: Obj = (owner or {}).get("spec") or {}
+    labels = (spec.get("selector") or {}).get("matchLabels") or {}
+    return {
+        "selector": {str(k): str(v) for k, v in labels.items()},
+        "schedule": str(spec.get("schedule") or ""),
+    }
 
 
 def _service_account(result: Enrichment, pod: Obj, source: ObjectSource) -> None:

@@ -21,6 +21,8 @@ class ObjectSource(Protocol):
 
     def namespace_exists(self, name: str) -> bool: ...
 
+    def node_exists(self, name: str) -> bool: ...
+
 
 class StaticObjects:
     """An ObjectSource over a fixed set of objects, e.g. loaded from ``render --objects FILE``."""
@@ -70,3 +72,6 @@ class StaticObjects:
 
     def namespace_exists(self, name: str) -> bool:
         return name in self._namespaces
+
+    def node_exists(self, name: str) -> bool:
+        return ("Node", "", name) in self._by_key

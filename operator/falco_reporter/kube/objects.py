@@ -60,6 +60,13 @@ class KubeObjects:
     def service_account(self, namespace: str, name: str) -> Obj | None:
         return self._read(self._kube.core.read_namespaced_service_account, name, namespace)
 
+    def node_exists(self, name: str) -> bool:
+        """True when a Node of that name exists; False when absent or not ours to read (403)."""
+        try:
+            return self._read(self._kube.core.read_node, name) is not None
+        except KubeForbidden:
+            return False
+
     def namespace_exists(self, name: str) -> bool:
         """True when it exists and we may see it; a 403 means it is not ours to write into."""
         try:

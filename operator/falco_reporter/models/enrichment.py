@@ -12,6 +12,10 @@ class _Camel(BaseModel):
 class WorkloadRef(_Camel):
     kind: str = ""
     name: str = ""
+    selector: dict[str, str] = Field(default_factory=dict)
+    """The workload's spec.selector.matchLabels, so a proposed patch of it keeps its selector."""
+    schedule: str = ""
+    """A CronJob's schedule, so a proposed manifest of it is complete."""
 
 
 class OwnerLink(_Camel):
@@ -57,6 +61,7 @@ class Enrichment(_Camel):
     pod: str = ""
     container: ContainerInfo = Field(default_factory=ContainerInfo)
     node: str = ""
+    """The pod's spec.nodeName, or Falco's hostname when a Node of that name exists."""
     service_account: str = Field(default="", alias="serviceAccount")
     automount_token: bool | None = Field(default=None, alias="automountServiceAccountToken")
     owner_chain: list[OwnerLink] = Field(default_factory=list, alias="ownerChain")

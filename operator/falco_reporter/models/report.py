@@ -10,6 +10,8 @@ Severity = Literal["critical", "high", "medium", "low", "info"]
 Verdict = Literal["likely-malicious", "suspicious", "likely-benign", "unknown"]
 MitigationKind = Literal["falco-exception", "kubernetes-manifest", "command", "configuration", "process"]
 ReviewState = Literal["new", "acknowledged", "false-positive", "mitigated", "escalated"]
+Direction = Literal["malicious", "benign", "context"]
+Strength = Literal["strong", "moderate", "weak"]
 
 SUMMARY_MAX = 600
 ANALYSIS_MAX = 8000
@@ -53,8 +55,28 @@ class Subject(_Camel):
     image_digest: str = Field(default="", alias="imageDigest")
     workload: Workload = Field(default_factory=Workload)
     node: str = ""
+    """The node the pod runs on (spec.nodeName), or a Node named by Falco's hostname that exists."""
+    falco_host: str = Field(default="", alias="falcoHost")
+    """Falco's own hostname field as sent; not necessarily a node (it can be a container id)."""
     service_account: str = Field(default="", alias="serviceAccount")
     process: ProcessInfo = Field(default_factory=ProcessInfo)
+
+
+class Evidence(_Camel):
+    """One observation the verdict was decided from, made by a deterministic check."""
+
+    id: str
+    """Stable identifier of the check, e.g. mining-pool-url or cluster-privileged."""
+    observation: str
+    """What was seen, in one sentence."""
+    source: str
+    """The alert field or cluster fact it came from, e.g. proc.cmdline or pod.securityContext."""
+    value: str = ""
+    """The observed value (redacted and truncated)."""
+    direction: Direction
+    """malicious, benign or context."""
+    strength: Strength = "moderate"
+    """How much it weighs: strong, moderate or weak."""
 
 
 class MitreMapping(_Camel):
@@ -130,7 +152,11 @@ class AlertReportSpec(_Camel):
     verdict: Verdict
     """likely-malicious, suspicious, likely-benign or unknown."""
     verdict_reason: str = Field(alias="verdictReason")
-    """Why the verdict was reached."""
+    """Why the verdict was reached, naming the evidence that decided it."""
+    severity_reason: str = Field(default="", alias="severityReason")
+    """Why the severity differs from the Falco priority, when it does."""
+    evidence: list[Evidence] = Field(default_factory=list)
+    """Observations from deterministic checks over the alert and the cluster."""
     mitre: list[MitreMapping] = Field(default_factory=list)
     """MITRE ATT&CK tactics and techniques, from the rule's tags."""
     false_positive_hints: list[str] = Field(default_factory=list, alias="falsePositiveHints")

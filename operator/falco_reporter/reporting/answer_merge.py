@@ -11,11 +11,14 @@ from collections.abc import Callable
 
 from falco_reporter.models.report import ReferenceLink, ReportMitigation, Writer
 from falco_reporter.reporting.context import ReportDraft
+from falco_reporter.reporting.evidence.judge import rank
 from falco_reporter.reporting.guard import LLMAnswer, unsafe_snippet, url_allowed
 
 log = logging.getLogger(__name__)
 
 MAX_EXTRA_MITIGATIONS = 3
+#: unknown < likely-benign < suspicious < likely-malicious: how much concern a verdict expresses.
+_VERDICT_RANK = {"unknown": 0, "likely-benign": 1, "suspicious": 2, "likely-malicious": 3}
 MAX_HINTS = 8
 
 
@@ -23,8 +26,6 @@ def merge_answer(
     base: ReportDraft, answer: LLMAnswer, *, allowed_url: Callable[[str], bool], writer: Writer
 ) -> ReportDraft:
     """The model's text on top of the built-in draft's exact, curated parts."""
-    exception = [m for m in base.mitigations if m.kind == "falco-exception"]
-    curated = [m for m in base.mitigations if m.kind != "falco-exception"]
     titles = {m.title.casefold() for m in base.mitigations}
     snippets = {m.snippet.strip() for m in base.mitigations if m.snippet.strip()}
     extra: list[ReportMitigation] = []
@@ -64,16 +65,27 @@ def merge_answer(
         if url is not None and url not in cited:
             references.append(ReferenceLink(title=ref.title.strip() or url, url=url))
             cited.add(url)
+    verdict, severity, reason = base.verdict, base.severity, base.verdict_reason
+    # The model may raise the verdict or severity with its stated reason, never lower them below
+    # what the evidence gives (a persuasive injection must not talk a report down).
+    if _VERDICT_RANK[answer.verdict] > _VERDICT_RANK[base.verdict]:
+        verdict, reason = answer.verdict, answer.verdict_reason.strip()
+    elif answer.verdict != base.verdict:
+        log.info("keeping verdict %s over the model's lower %s", base.verdict, answer.verdict)
+    if rank(answer.severity) > rank(base.severity):
+        severity = answer.severity
     return ReportDraft(
         summary=answer.summary.strip(),
         analysis=answer.analysis.strip(),
-        severity=answer.severity,
-        verdict=answer.verdict,
-        verdict_reason=answer.verdict_reason.strip(),
+        severity=severity,
+        verdict=verdict,
+        verdict_reason=reason,
+        severity_reason=base.severity_reason,
+        evidence=base.evidence,
         writer=writer,
         mitre=base.mitre,
         false_positive_hints=hints,
-        mitigations=[*exception, *curated, *extra],
+        mitigations=[*base.mitigations, *extra],
         investigation=base.investigation,
         references=references,
     )

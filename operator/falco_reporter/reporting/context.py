@@ -9,6 +9,7 @@ from falco_reporter.knowledge.model import KnowledgeEntry
 from falco_reporter.models.enrichment import Enrichment
 from falco_reporter.models.falco import FalcoAlertSpec
 from falco_reporter.models.report import (
+    Evidence,
     MitreMapping,
     Occurrences,
     ReferenceLink,
@@ -50,6 +51,8 @@ class ReportDraft:
     mitigations: list[ReportMitigation] = field(default_factory=list)
     investigation: list[str] = field(default_factory=list)
     references: list[ReferenceLink] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
+    severity_reason: str = ""
 
 
 class ReportWriter(Protocol):

@@ -116,6 +116,8 @@ class ReportService:
             severity=draft.severity,
             verdict=draft.verdict,
             verdict_reason=draft.verdict_reason,
+            severity_reason=draft.severity_reason,
+            evidence=draft.evidence,
             mitre=draft.mitre,
             false_positive_hints=draft.false_positive_hints,
             mitigations=[m for m in (self._validated(m) for m in draft.mitigations) if m is not None],
@@ -147,7 +149,8 @@ def subject_of(alert: FalcoAlertSpec, enrichment: Enrichment) -> Subject:
         image=enrichment.container.image or alert.subject.image,
         image_digest=enrichment.container.image_digest,
         workload=Workload(kind=enrichment.workload.kind, name=enrichment.workload.name),
-        node=enrichment.node or alert.hostname,
+        node=enrichment.node,
+        falco_host=alert.hostname,
         service_account=enrichment.service_account,
         process=ProcessInfo(
             name=alert.text("proc.name") or "",

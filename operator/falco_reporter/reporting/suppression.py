@@ -7,18 +7,12 @@ from typing import Any
 import yaml
 
 from falco_reporter.knowledge.base import KnowledgeBase
-from falco_reporter.knowledge.model import ExceptionTemplate
+from falco_reporter.models.enrichment import Enrichment
 from falco_reporter.models.falco import FalcoAlertSpec
-from falco_reporter.reporting.exceptions import exception_snippet, render_rules
+from falco_reporter.reporting.evidence.fields import FieldView
+from falco_reporter.reporting.exceptions import plan_exception, render_rules
 from falco_reporter.reporting.redaction import redact_alert
 from falco_reporter.validation import ValidationResult, validate_snippet
-
-# For rules the knowledge base does not know (custom rules): where, what image, which program.
-GENERIC_EXCEPTION = ExceptionTemplate(
-    name="accepted_false_positives",
-    fields=["k8s.ns.name", "container.image.repository", "proc.exepath"],
-    comps=["=", "=", "="],
-)
 
 
 class SuppressionError(ValueError):
@@ -34,14 +28,10 @@ def build_suppression(kb: KnowledgeBase, alert: FalcoAlertSpec) -> tuple[str, Va
     """
     alert, _ = redact_alert(alert)
     entry = kb.get(alert.rule)
-    template = entry.exception if entry is not None else GENERIC_EXCEPTION
-    snippet = exception_snippet(alert.rule, template, alert)
-    if snippet is None and template is not GENERIC_EXCEPTION:
-        snippet = exception_snippet(alert.rule, GENERIC_EXCEPTION, alert)
-    if snippet is None:
-        raise SuppressionError(
-            f"the alert has none of the fields {template.fields} to build an exception from"
-        )
+    plan = plan_exception(alert.rule, entry.exception if entry else None, FieldView(alert, Enrichment()))
+    if not plan.snippet:
+        raise SuppressionError(f"no exact exception can be built: {plan.refused}")
+    snippet = plan.snippet
     result = validate_snippet("falco-exception", "yaml", snippet)
     if not result.ok:
         raise SuppressionError("generated exception did not validate: " + "; ".join(result.errors))

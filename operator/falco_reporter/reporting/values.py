@@ -21,7 +21,10 @@ def placeholder_values(ctx: ReportContext) -> dict[str, str]:
         "container": enr.container.name,
         "container_id": (alert.subject.container_id if alert.subject.container_id != "host" else "")
         or enr.container.container_id.split("://", 1)[-1][:12],
-        "node": enr.node or alert.hostname,
+        "node": enr.node,
+        "falco_host": alert.hostname,
+        "pid": alert.text("proc.pid") or "",
+        "audit_user": alert.text("ka.user.name") or "",
         "image": enr.container.image or alert.subject.image,
         "proc_name": alert.text("proc.name") or "",
         "proc_exepath": alert.text("proc.exepath") or "",
