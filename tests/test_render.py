@@ -23,11 +23,11 @@ import yaml
 
 from falco_reporter.knowledge.base import KnowledgeBase, load
 from falco_reporter.knowledge.model import PLACEHOLDERS, KnowledgeEntry
+from falco_reporter.models.enrichment import Enrichment
 from falco_reporter.models.falco import normalise, parse_alert_body
 from falco_reporter.models.report import AlertReportSpec
 from falco_reporter.offline import render_alert
 from falco_reporter.reporting import markdown
-from falco_reporter.models.enrichment import Enrichment
 from falco_reporter.reporting.evidence.fields import FieldView
 from falco_reporter.reporting.exceptions import plan_exception
 from falco_reporter.reporting.suppression import SuppressionError, build_suppression
@@ -280,10 +280,13 @@ def test_falco_exception_never_holds_a_redaction_placeholder(case: dict[str, Any
 def test_accepted_false_positive_exception_holds_no_secret(case: dict[str, Any], kb: KnowledgeBase) -> None:
     """The suppression built from the raw FalcoAlert carries no planted secret, or is refused because a needed field held one."""
     alert = normalise(parse_alert_body(json.dumps(case["alert"]).encode()))
+    refused = ""
     try:
         snippet, result = build_suppression(kb, alert)
     except SuppressionError as exc:
-        assert "redacted" in str(exc)
+        refused = str(exc)
+    if refused:
+        assert "redacted" in refused
         return
     assert result.ok
     assert [s for s in case["secrets"] if s in snippet] == []
@@ -543,7 +546,9 @@ LOOKALIKES = [
     pytest.param("docker.io/attacker/falcosecurity-falco", "shop", "xmrig", id="falco-in-repository-name"),
     pytest.param("gcr.io/datadoghq/agent", "shop", "agent", id="agent-image-outside-its-namespace"),
     pytest.param("docker.io/shop/web", "shop", "falco", id="process-named-falco-elsewhere"),
-    pytest.param("ghcr.io/someone/falcosecurity/falco", "falco", "falco", id="falco-path-under-another-owner"),
+    pytest.param(
+        "ghcr.io/someone/falcosecurity/falco", "falco", "falco", id="falco-path-under-another-owner"
+    ),
     pytest.param("", "falco", "falco", id="falco-process-name-without-image-or-owner"),
 ]
 

@@ -80,7 +80,7 @@ def investigation(ctx: ReportContext) -> list[str]:
         runs = _runs(step.runs, step.command)
         where = {"node": " (on the node)", "audit-log": " (audit log)"}.get(runs, "")
         if runs == "container":
-            where = " (inside the suspect container: what it shows can be forged)"
+            where = " (inside the suspect container, whose output an intruder can forge)"
         out.append(f"{step.title}{where}: {cmd}")
     return out
 
@@ -119,7 +119,9 @@ def _analysis(ctx: ReportContext, judgement: Judgement, no_exception: str) -> st
             "While events are dropped, rules cannot fire for the activity in them."
         )
     elif entry is not None:
-        parts.append(f"{_first_sentence(entry.detects)} {_first_sentence(entry.why_it_matters)}")
+        # A suspicious report's summary already says what the rule detects.
+        detects = "" if judgement.verdict == "suspicious" else _first_sentence(entry.detects) + " "
+        parts.append(detects + _first_sentence(entry.why_it_matters))
     else:
         parts.append(
             f"{ctx.alert.rule!r} is not one of the Falco rules this knowledge base covers (a custom or newer "
@@ -132,7 +134,7 @@ def _analysis(ctx: ReportContext, judgement: Judgement, no_exception: str) -> st
     gaps = [*enr.notes, *(f"Not found: {m}" for m in enr.missing)]
     if gaps:
         parts.append("Gaps: " + " ".join(g.rstrip(".") + "." for g in gaps))
-    if no_exception and judgement.verdict != "likely-malicious":
+    if no_exception and judgement.verdict == "suspicious":
         parts.append(f"No Falco exception is offered: {no_exception}.")
     return "\n\n".join(parts)
 

@@ -14,7 +14,7 @@ from falco_reporter.models.report import AlertReportSpec, Evidence, ReportMitiga
 
 SHOWN_MITIGATIONS = 3
 SHOWN_STEPS = 4
-SHOWN_HINTS = 3
+SHOWN_HINTS = 2
 _SPECIAL = re.compile(r"([\\`*_\[\]<>#|!])")
 _URL = re.compile(r"\b(?:https?|ftp)://\S+|\b[\w-]+(?:\.[\w-]+)+/\S*", re.IGNORECASE)
 
@@ -34,6 +34,11 @@ def prose(value: str) -> str:
 def code(value: str) -> str:
     """An inline code span that cannot be closed early."""
     return "`" + " ".join(value.split()).replace("`", "'") + "`"
+
+
+def _first_sentence(value: str) -> str:
+    head = " ".join(value.split()).split(". ")[0].rstrip(".")
+    return head + "."
 
 
 def _fence(snippet: str) -> str:
@@ -119,9 +124,12 @@ def render(spec: AlertReportSpec) -> str:
             title, _, cmd = step.partition(": ")
             out.append(f"- {text(title)}: {code(cmd)}" if cmd else f"- {code(title)}")
         out.append("")
-    if s.false_positive_hints and s.verdict != "likely-malicious":
+    if s.false_positive_hints and s.verdict in ("suspicious", "unknown"):
         out += ["## Could be benign if", ""]
-        out += [f"- {text(h.split(' Recognise it: ')[0])}" for h in s.false_positive_hints[:SHOWN_HINTS]]
+        out += [
+            f"- {text(_first_sentence(h.split(' Recognise it: ')[0]))}"
+            for h in s.false_positive_hints[:SHOWN_HINTS]
+        ]
         out.append("")
     tail: list[str] = []
     if s.mitre:
@@ -130,7 +138,7 @@ def render(spec: AlertReportSpec) -> str:
             + "; ".join(text(m.tactic) + (f" {m.technique}" if m.technique else "") for m in s.mitre)
         )
     if s.references:
-        tail.append("References: " + ", ".join(f"[{text(r.title)}]({r.url})" for r in s.references[:3]))
+        tail.append("References: " + ", ".join(f"[{text(r.title)}]({r.url})" for r in s.references[:2]))
     w = s.writer
     written = f"Written by the {text(w.backend)} writer" + (f" (model {text(w.model)})" if w.model else "")
     if w.fallback_reason:

@@ -44,15 +44,15 @@ def plan(ctx: ReportContext, judgement: Judgement) -> tuple[list[ReportMitigatio
         first = _exception(exception, judgement, first=True) or [
             _m(
                 "Confirm the benign explanation; no exact exception can be offered",
-                f"{_benign(judgement)} If it holds, nothing needs fixing; to silence it, write an exception "
-                f"by hand in your own rules, because {exception.refused}.",
+                "If the benign evidence above holds, nothing needs fixing. To silence it, write an exception "
+                f"by hand in your own rules: {exception.refused}.",
             )
         ]
         return [*first, *hardening], exception.refused
     confirm = _m(
         "Confirm or rule out before changing anything",
-        "Run the investigation steps below from outside the container; decide on the deciding evidence "
-        "listed above. Treat it as an intrusion if the program, its parent or its peer is not explained.",
+        "Run the read-only steps below; treat it as an intrusion if the program, its parent or its peer "
+        "is not explained.",
     )
     return [confirm, *hardening, *_exception(exception, judgement, first=False)], exception.refused
 
@@ -64,7 +64,7 @@ def _exception(exc: ExceptionPlan, judgement: Judgement, *, first: bool) -> list
     title = (
         "Except exactly this pattern in Falco" if first else "Only once confirmed benign: except exactly this"
     )
-    how = f" Confirm first: {benign}" if first and benign else ""
+    how = " Confirm the benign evidence above first." if first and benign else ""
     return [
         _m(
             title,

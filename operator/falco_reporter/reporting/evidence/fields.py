@@ -118,15 +118,11 @@ class FieldView:
         return ""
 
     def _server_port(self) -> str:
+        # Falco names a TCP/UDP socket "client:port->server:port", whichever side this process is.
         direct = self._text("fd.sport")
+        name = self._text("fd.name")
         if direct:
             return direct
-        if self.inbound():
-            return self._text("fd.lport")
-        port = self._text("fd.rport")
-        if port:
-            return port
-        name = self._text("fd.name")
         if "->" in name:
             return name.split("->", 1)[1].rsplit(":", 1)[-1]
-        return ""
+        return self._text("fd.lport" if self.inbound() else "fd.rport")
