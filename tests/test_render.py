@@ -63,6 +63,9 @@ DUMMY_VALUES = {
     "workload_kind": "Deployment",
     "workload_name": "web",
     "service_account": "web",
+    "pid": "48213",
+    "falco_host": "worker-1",
+    "audit_user": "alice@example.com",
 }
 
 
