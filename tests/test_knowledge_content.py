@@ -106,7 +106,9 @@ def test_no_entry_claims_events_show_exec_sessions(entry: KnowledgeEntry) -> Non
 def test_exec_claim_check_catches_the_old_wording() -> None:
     """The claim detector flags the wording entries used before and accepts the corrected one."""
     assert EXEC_SESSIONS_IN_EVENTS.search("Kubernetes events show recent exec sessions for the pod")
-    assert not EXEC_SESSIONS_IN_EVENTS.search("Kubernetes events do not record exec sessions; read the audit log")
+    assert not EXEC_SESSIONS_IN_EVENTS.search(
+        "Kubernetes events do not record exec sessions; read the audit log"
+    )
 
 
 @pytest.mark.parametrize("entry", entries(), ids=lambda e: e.rule)

@@ -321,7 +321,9 @@ def test_exception_fields_are_in_the_rule_output(
         (n, f)
         for n, e in kb.entries.items()
         for f in e.exception.fields
-        if f not in upstream_rules[n]["output_fields"] and f not in APPENDED_FIELDS and f not in EXCEPTION_DERIVED
+        if f not in upstream_rules[n]["output_fields"]
+        and f not in APPENDED_FIELDS
+        and f not in EXCEPTION_DERIVED
     ]
     assert missing == []
 
