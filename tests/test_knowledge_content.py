@@ -219,3 +219,17 @@ def test_most_entries_have_checkable_benign_causes() -> None:
     with_signals = [e.rule for e in syscall if any(c.signals for c in e.benign_causes)]
     assert len(syscall) >= 97
     assert len(with_signals) >= 60, f"{len(with_signals)} of {len(syscall)}"
+
+
+@pytest.mark.parametrize("entry", entries(), ids=lambda e: e.rule)
+def test_no_role_is_offered_as_a_restriction(entry: KnowledgeEntry) -> None:
+    """RBAC only adds rights: a Role or ClusterRole alone is never offered to restrict or limit access."""
+    only_roles = [
+        m.title
+        for m in entry.mitigations
+        if m.kind == "kubernetes-manifest"
+        and re.search(r"\b(restrict|limit)", m.title, re.IGNORECASE)
+        and set(re.findall(r"^kind: (\S+)", m.snippet, re.MULTILINE)) <= {"Role", "ClusterRole"}
+        and re.search(r"^kind: (Cluster)?Role$", m.snippet, re.MULTILINE)
+    ]
+    assert only_roles == []
