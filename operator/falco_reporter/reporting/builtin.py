@@ -79,6 +79,8 @@ def investigation(ctx: ReportContext) -> list[str]:
             continue
         runs = _runs(step.runs, step.command)
         where = {"node": " (on the node)", "audit-log": " (audit log)"}.get(runs, "")
+        if runs == "node" and "node" in step.title.lower():
+            where = ""
         if runs == "container":
             where = " (inside the suspect container, whose output an intruder can forge)"
         out.append(f"{step.title}{where}: {cmd}")

@@ -46,12 +46,12 @@ def _pod_template(doc: dict[str, Any]) -> dict[str, Any] | None:
             "metadata": {"labels": dict((doc.get("metadata") or {}).get("labels") or {})},
             "spec": copy.deepcopy(doc.get("spec") or {}),
         }
-    if kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"):
-        return copy.deepcopy((doc.get("spec") or {}).get("template"))
+    spec: dict[str, Any] = doc.get("spec") or {}
     if kind == "CronJob":
-        return copy.deepcopy(
-            ((doc.get("spec") or {}).get("jobTemplate") or {}).get("spec", {}).get("template")
-        )
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    if kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"):
+        template = spec.get("template")
+        return copy.deepcopy(template) if isinstance(template, dict) else None
     return None
 
 

@@ -110,9 +110,11 @@ def render(spec: AlertReportSpec) -> str:
         out += [prose(s.analysis), ""]
     if s.mitigations:
         out += ["## What to do", ""]
-        for i, m in enumerate(s.mitigations[:SHOWN_MITIGATIONS], 1):
+        # A likely-benign report needs one decision (the exception); hardening is listed, not shown.
+        shown = 1 if s.verdict == "likely-benign" else SHOWN_MITIGATIONS
+        for i, m in enumerate(s.mitigations[:shown], 1):
             out += _mitigation(i, m)
-        rest = s.mitigations[SHOWN_MITIGATIONS:]
+        rest = s.mitigations[shown:]
         if rest:
             out += [
                 "Also: " + "; ".join(text(m.title) for m in rest) + " (snippets in spec.mitigations).",
