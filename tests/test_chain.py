@@ -142,7 +142,7 @@ def kb() -> KnowledgeBase:
 
 
 async def test_valid_structured_answer_becomes_a_grounded_draft(kb: KnowledgeBase) -> None:
-    """A valid tool-call answer yields a draft with the model's text, the KB's MITRE mapping and the exact Falco exception."""
+    """A valid tool-call answer yields a draft with the model's text on the built-in evidence, plan and MITRE mapping."""
     fake = ToolCallingFake(responses=[tool_reply(good_answer())])
     writer = LLMWriter(config(), kb, model=fake)
     ctx = context(real_alert())
@@ -155,10 +155,11 @@ async def test_valid_structured_answer_becomes_a_grounded_draft(kb: KnowledgeBas
     assert (draft.severity, draft.verdict) == ("medium", "suspicious")
     assert draft.mitre == builtin.mitre
     assert [(m.tactic, m.technique) for m in draft.mitre] == [("Execution", "T1059")]
-    assert draft.mitigations[0].kind == "falco-exception"
-    assert draft.mitigations[0] == builtin.mitigations[0]
+    # The built-in plan (confirm first, hardening, the exception last) stays; the model's extra follows.
+    assert draft.mitigations[: len(builtin.mitigations)] == builtin.mitigations
     assert draft.mitigations[-1].title == "Remove the shell from the image"
     assert [m.title for m in draft.mitigations[:-1]] == [m.title for m in builtin.mitigations]
+    assert draft.evidence == builtin.evidence
     assert draft.false_positive_hints[-1] == "A developer ran docker exec -it on a lab host."
     assert draft.investigation == builtin.investigation
     assert [r.url for r in draft.references] == [r.url for r in builtin.references]
@@ -338,7 +339,9 @@ async def test_injected_instructions_echoed_in_summary_are_rejected_and_fall_bac
     assert "outside the allow-list: http://evil.example/falco-help (copied from the alert data)" in reason
     assert "likely-benign" in reason
     assert "evil.example" not in spec.summary
-    assert spec.verdict == "suspicious"
+    # The built-in writer judges the planted `curl ... | sh` itself: download-and-run evidence.
+    assert spec.verdict == "likely-malicious"
+    assert "download-and-run" in {e.id for e in spec.evidence}
     # The injected text reached the model only inside the delimited, untrusted alert block.
     human = str(fake.prompts[0][1].content)
     alert_block = human.split("<alert_data>", 1)[1].split("</alert_data>", 1)[0]

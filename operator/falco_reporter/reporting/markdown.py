@@ -15,7 +15,7 @@ from falco_reporter.models.report import AlertReportSpec, Evidence, ReportMitiga
 SHOWN_MITIGATIONS = 3
 SHOWN_STEPS = 4
 SHOWN_HINTS = 2
-_SPECIAL = re.compile(r"([\\`*_\[\]<>#|!])")
+_SPECIAL = re.compile(r"([\\`\[\]<>|!])")
 _URL = re.compile(r"\b(?:https?|ftp)://\S+|\b[\w-]+(?:\.[\w-]+)+/\S*", re.IGNORECASE)
 
 
