@@ -476,6 +476,8 @@ def test_operator_cluster_role_is_exactly_what_the_code_calls():
     grants = _rules(role)
     expected = {(*g, ()) for g in OPERATOR_GRANTS} | {
         ("", "namespaces", "get", ()),
+        # Enrichment: whether Falco's hostname names a Node (cluster-wide installs only).
+        ("", "nodes", "get", ()),
         ("apiextensions.k8s.io", "customresourcedefinitions", "list", ()),
         ("apiextensions.k8s.io", "customresourcedefinitions", "watch", ()),
         ("kopf.dev", "clusterkopfpeerings", "list", ()),

@@ -12,13 +12,12 @@ from typing import Any
 
 from falco_reporter.knowledge.model import KnowledgeEntry
 from falco_reporter.models.falco import FalcoAlertSpec
-from falco_reporter.reporting.benign import recognise
 from falco_reporter.reporting.context import ReportContext, ReportDraft
 from falco_reporter.reporting.redaction import Redactor
 
 #: Bump whenever the prompt or the answer schema changes: it is part of the cache key and of
 #: every report's ``writer.promptVersion``.
-PROMPT_VERSION = "2026-11.1"
+PROMPT_VERSION = "2026-12.1"
 
 SYSTEM_PROMPT = """\
 You are a Kubernetes security analyst. You write the report about ONE Falco alert for the \
@@ -76,10 +75,16 @@ def _alert_data(ctx: ReportContext, alert: FalcoAlertSpec) -> dict[str, Any]:
 
 def _knowledge_data(ctx: ReportContext, base: ReportDraft) -> dict[str, Any]:
     entry: KnowledgeEntry | None = ctx.entry
-    baseline: dict[str, str] = {"severity": base.severity, "verdict": base.verdict}
-    actor = recognise(ctx.alert, ctx.enrichment)
-    if actor is not None:
-        baseline["known_benign_actor"] = f"{actor.name}: {actor.reason}"
+    # The deterministic judgement the model may raise but never lower, and the evidence it rests on
+    # (our own observation texts only: observed values come from the alert and stay in its block).
+    baseline: dict[str, Any] = {
+        "severity": base.severity,
+        "verdict": base.verdict,
+        "evidence": [
+            {"id": e.id, "direction": e.direction, "strength": e.strength, "observation": e.observation}
+            for e in base.evidence
+        ],
+    }
     references = [{"title": r.title, "url": r.url} for r in base.references]
     if entry is None:
         return {
