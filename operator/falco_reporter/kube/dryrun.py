@@ -74,7 +74,9 @@ class ManifestDryRun:
                 unverified.append(f"server-side dry run of {label} forbidden (403); structural check only")
             except KubeNotFound as exc:
                 checks.append(f"server-side dry run of {label} skipped ({exc}); structural check only")
-                unverified.append(f"server-side dry run of {label} not possible ({exc}); structural check only")
+                unverified.append(
+                    f"server-side dry run of {label} not possible ({exc}); structural check only"
+                )
             except KubeUnavailable as exc:
                 checks.append(f"API server unreachable for dry run of {label} ({exc}); structural check only")
                 unverified.append(f"API server unreachable for the dry run of {label}; structural check only")
