@@ -99,11 +99,12 @@ RULES: tuple[Rule, ...] = (
         r"""\\?["']private_key_id\\?["']\s*:\s*\\?["'](?P<secret>[0-9a-fA-F]{20,})""",
         "private_key_id",
     ),
-    # PEM private key blocks (possibly truncated: then up to the end of the base64 run).
+    # PEM private key blocks, possibly truncated: the body runs to the END line, else to the next
+    # "-----" or 16 KiB (bounded and possessive, so a text of repeated BEGIN lines stays linear).
     _rule(
         "pem-private-key",
-        r"(?P<secret>-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"
-        r"(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|(?:(?:\s|\\n)*[A-Za-z0-9+/=]{16,})*))",
+        r"(?P<secret>-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?:(?!-----)[\s\S]){0,16384}+"
+        r"(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----)?)",
         "private key-----",
     ),
     # JSON Web Tokens: header.payload.signature, base64url, header starting eyJ ({").
