@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,23 @@ _BY_HINT: dict[str, frozenset[int]] = {
     hint: frozenset(i for i, rule in enumerate(_ALL) if hint in rule.hints)
     for hint in dict.fromkeys(h for rule in _ALL for h in rule.hints)
 }
+# Hints as a two-level tree: a hint that contains another can only occur where that one does, so
+# it is tested only then (about 90 tests of a whole alert instead of 150).
+_TOP_HINTS: dict[str, tuple[str, ...]] = {
+    top: tuple(h for h in _BY_HINT if h != top and top in h)
+    for top in _BY_HINT
+    if not any(other != top and other in top for other in _BY_HINT)
+}
+
+
+def _hints_in(lowered: str) -> list[str]:
+    """The hints that occur in a lower-cased text."""
+    found: list[str] = []
+    for top, children in _TOP_HINTS.items():
+        if top in lowered:
+            found.append(top)
+            found += [c for c in children if c in lowered]
+    return list(dict.fromkeys(found))
 
 
 @dataclass
@@ -61,12 +79,13 @@ class Redactor:
             self._placeholders[secret] = existing
         return existing
 
-    def redact(self, text: str) -> str:
-        """The text with every recognised secret replaced."""
+    def redact(self, text: str, hints: Iterable[str] | None = None) -> str:
+        """The text with every recognised secret replaced (``hints``: a superset of those in it)."""
         if len(text) < _SHORTEST:
             return text
         lowered = text.lower()
-        woken = [rules for hint, rules in _BY_HINT.items() if hint in lowered]
+        candidates = _hints_in(lowered) if hints is None else [h for h in hints if h in lowered]
+        woken = [_BY_HINT[hint] for hint in candidates]
         if not woken:
             return text
         for i in sorted(frozenset().union(*woken)):
@@ -127,15 +146,22 @@ def redact_alert(alert: FalcoAlertSpec, redactor: Redactor | None = None) -> tup
     """
     redactor = redactor if redactor is not None else Redactor()
     before = redactor.count
+    # One pass of every hint over all the alert's text, then each string tries only the hints seen:
+    # most fields are short, and a hundred substring tests per field would cost more than the rules.
+    strings = [alert.output, *(v for v in alert.output_fields.values() if isinstance(v, str))]
+    joined = "\n".join(strings).lower()
+    hints = _hints_in(joined)
+    if not hints and not any(isinstance(v, dict | list) for v in alert.output_fields.values()):
+        return alert, redactor.kinds
     fields = {
-        k: redactor.redact(v)
+        k: redactor.redact(v, hints)
         if isinstance(v, str)
         else redactor.redact_data(v)
         if isinstance(v, dict | list)
         else v
         for k, v in alert.output_fields.items()
     }
-    output = redactor.redact(alert.output)
+    output = redactor.redact(alert.output, hints)
     if redactor.count == before and output == alert.output and fields == alert.output_fields:
         return alert, redactor.kinds
     return alert.model_copy(update={"output": output, "output_fields": fields}, deep=True), redactor.kinds

@@ -24,6 +24,19 @@ KEYWORDS = (
     r"|credentials?|bearer"
 )
 _KEYWORD_HINTS = ("pass", "secret", "token", "key", "credential", "bearer")
+# Every key KEYWORDS matches ends with one of these words, so "KEY=value" needs "<ending>=".
+_ENDINGS = (
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "token",
+    "key",
+    "credential",
+    "credentials",
+    "bearer",
+    "pass",
+)
 #: One shell word: quoted parts and bare characters, up to an unquoted space or operator.
 WORD = r"""(?:'[^']*'|"(?:[^"\\]|\\.)*"|[^\s'"`|;&<>])+"""
 _QUOTED_OR_BARE = r"""(?:"(?:[^"\\]|\\.)*"|'[^']*'|[^\s"'`|;&<>]+)"""
@@ -163,10 +176,18 @@ RULES: tuple[Rule, ...] = (
     _tok(
         "github-token",
         r"(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}",
-        "gh",
-        "github_pat_",
+        *("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
     ),
-    _tok("gitlab-token", r"gl(?:pat|dt|rt|ptt|soat|cbt)-[A-Za-z0-9_-]{20,}", "gl"),
+    _tok(
+        "gitlab-token",
+        r"gl(?:pat|dt|rt|ptt|soat|cbt)-[A-Za-z0-9_-]{20,}",
+        "glpat-",
+        "gldt-",
+        "glrt-",
+        "glptt-",
+        "glsoat-",
+        "glcbt-",
+    ),
     _tok("atlassian-token", r"ATATT3[A-Za-z0-9_=-]{50,}", "atatt3"),
     _tok("docker-hub-token", r"dckr_pat_[A-Za-z0-9_-]{20,}", "dckr_pat_"),
     _tok("npm-token", r"npm_[A-Za-z0-9]{36}", "npm_"),
@@ -181,7 +202,8 @@ RULES: tuple[Rule, ...] = (
     _tok("terraform-cloud-token", r"[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_-]{60,}", "atlasv1"),
     # HashiCorp Vault: hvs./hvb./hvr. tokens, and legacy s.<24 chars> service tokens.
     _tok("vault-token", r"hv[sbr]\.[A-Za-z0-9_-]{20,}", "hvs.", "hvb.", "hvr."),
-    _rule("vault-token", r"(?<![\w./-])(?P<secret>s\.[A-Za-z0-9]{24})(?![\w.-])", "s.", accept=_mixed),
+    # The literal "s." leads (the check before it follows) so the regex engine can skip ahead to it.
+    _rule("vault-token", r"(?P<secret>s(?<![\w./-]s)\.[A-Za-z0-9]{24})(?![\w.-])", "s.", accept=_mixed),
     # AI, payment, chat and mail services.
     _tok(
         "openai-api-key",
@@ -278,14 +300,14 @@ RULES: tuple[Rule, ...] = (
         "secret-assignment",
         r"(?i)(?<![\w-])(?:(?:[a-z0-9]+[_.])*(?:[a-z0-9]*(?:" + KEYWORDS + r")|pass)|(?:[a-z0-9]+_)+pwd)"
         r"=(?P<secret>" + _QUOTED_OR_BARE + r")",
-        (*_KEYWORD_HINTS, "pwd"),
+        (*(e + "=" for e in _ENDINGS), "pwd="),
         accept=not_a_reference,
     ),
     _rule(
         "secret-assignment",
         r"""(?i)\\?["'](?:[a-z0-9]+[-_])*(?:""" + KEYWORDS + r"""|pass)\\?["']\s*:\s*\\?["']"""
         r"""(?P<secret>(?:[^"'\\]|\\[^"'])+)""",
-        _KEYWORD_HINTS,
+        tuple(e + q for e in _ENDINGS for q in "\"'\\"),
     ),
 )
 
@@ -379,6 +401,6 @@ SEGMENT_RULES: tuple[SegmentRule, ...] = (
             + WORD
             + ")"
         ),
-        ("alias", "config"),
+        ("alias set", "host add"),
     ),
 )
