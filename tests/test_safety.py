@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,11 +12,13 @@ from falco_reporter.knowledge.base import KnowledgeBase, load
 from falco_reporter.kube.dryrun import ManifestDryRun
 from falco_reporter.kube.errors import KubeForbidden, KubeUnavailable
 from falco_reporter.models.enrichment import Enrichment
+from falco_reporter.models.falco import normalise, parse_alert_body
 from falco_reporter.models.report import Occurrences, ReportMitigation
 from falco_reporter.reporting.builtin import BuiltinWriter
 from falco_reporter.reporting.service import ReportService
 from falco_reporter.validation import ValidationResult
 from falco_reporter.validation.safety import check_mitigation
+from tests.samples import REAL_SAMPLES
 from tests.test_chain import real_alert
 
 
@@ -557,3 +560,16 @@ def test_dry_run_result_without_a_server_answer_is_unverified(error: Exception) 
     result = _ForbiddenDryRun(error)("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
     assert result.ok and result.unverified
     assert result.summary().startswith("manifest: not validated: ")
+
+
+@pytest.mark.parametrize("path", REAL_SAMPLES, ids=lambda p: p.name)
+def test_builtin_mitigations_for_real_alerts_pass_the_policy(path: Path, kb: KnowledgeBase) -> None:
+    """The built-in writer's mitigations for each real captured alert, placeholders filled, pass the policy."""
+    service = ReportService(kb)
+    alert = normalise(parse_alert_body(path.read_bytes()))
+    ctx = service.context(alert, Enrichment(), name="a", namespace="shop", occurrences=Occurrences())
+    draft = BuiltinWriter().write_sync(ctx)
+    for m in draft.mitigations:
+        result = check_mitigation(m.kind, m.language, m.snippet, title=m.title, description=m.description)
+        assert result.ok, (m.title, result.errors)
+    assert len(service.assemble(ctx, draft).mitigations) == len(draft.mitigations)
