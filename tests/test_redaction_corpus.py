@@ -632,6 +632,8 @@ ORDINARY = [
     "grep -r api-key: config/",
     "curl -s https://falco.org/docs/",
     "curl -sSL -o /tmp/x https://example.com/file -u",
+    "curl -a ftp://files.example.com/upload/log.txt -T log.txt",
+    "wget -a /var/log/wget.log https://example.com/file",
     "nc -zv db 5432",
     "python3 -c 'import os; print(os.environ)'",
     "cat /proc/self/status",

@@ -358,7 +358,9 @@ SEGMENT_RULES: tuple[SegmentRule, ...] = (
     # curl/wget/httpie basic auth: -u user:password, --user user:password, --proxy-user user:password.
     SegmentRule(
         _segment(r"curl|wget|http|https"),
-        re.compile(r"(?<=\s)(?:-u|-a|--user|--proxy-user)(?:\s+|=)['\"]?[^\s:'\"]*:(?P<secret>[^\s'\"]+)"),
+        re.compile(
+            r"(?<=\s)(?:-u|-a|--user|--proxy-user)(?:\s+|=)['\"]?[^\s:'\"/]*:(?P<secret>(?!//)[^\s'\"]+)"
+        ),
         ("-u", "-a"),
     ),
     # smbclient -U user%password; lftp -u user,password.
