@@ -375,6 +375,7 @@ REFUSED = [
     ),
     ("text-sudo-rm", "process", "text", "$ sudo rm -rf /var/log/falco", {}, "rm: not allowed"),
     ("shell-process-outside-allow-list", "process", "shell", "iptables -F", {}, "shell command refused"),
+    ("text-code-span", "configuration", "text", "Then run `iptables -F` on the node.", {}, "iptables"),
     ("shell-configuration-harmful", "configuration", "shell", "setenforce 0", {}, "SELinux"),
 ]
 

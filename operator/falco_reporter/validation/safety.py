@@ -115,6 +115,7 @@ _TRIVIAL_CONDITION = re.compile(
 )
 _PSS_LEVEL_LABEL = re.compile(r"^pod-security\.kubernetes\.io/enforce$")
 _PROMPT = re.compile(r"^\s*(?:[$#]\s+)?")
+_CODE_SPAN = re.compile(r"`([^`\n]+)`")
 
 
 def check_mitigation(
@@ -153,13 +154,15 @@ def _command_problems(kind: str, language: str, snippet: str) -> list[str]:
         return []
     errors: list[str] = []
     for number, line in enumerate(snippet.splitlines(), 1):
-        command = _PROMPT.sub("", line, count=1).strip()
-        if _looks_like_command(command):
-            result = validate_command(command)
-            errors += [
-                f"snippet line {number} is a shell command the allow-list refuses: {e}" for e in result.errors
-            ]
-    return errors
+        # The line itself, and any `code span` in it ("Then run `iptables -F`.").
+        for command in (_PROMPT.sub("", line, count=1).strip(), *_CODE_SPAN.findall(line)):
+            if _looks_like_command(command):
+                result = validate_command(command)
+                errors += [
+                    f"snippet line {number} is a shell command the allow-list refuses: {e}"
+                    for e in result.errors
+                ]
+    return list(dict.fromkeys(errors))
 
 
 def _looks_like_command(line: str) -> bool:
