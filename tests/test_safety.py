@@ -15,11 +15,12 @@ from falco_reporter.models.enrichment import Enrichment
 from falco_reporter.models.falco import normalise, parse_alert_body
 from falco_reporter.models.report import Occurrences, ReportMitigation
 from falco_reporter.reporting.builtin import BuiltinWriter
+from falco_reporter.reporting.chain import LLMWriter
 from falco_reporter.reporting.service import ReportService
 from falco_reporter.validation import ValidationResult
 from falco_reporter.validation.safety import check_mitigation
 from tests.samples import REAL_SAMPLES
-from tests.test_chain import real_alert
+from tests.test_chain import ToolCallingFake, config, good_answer, real_alert, tool_reply
 
 
 def manifest(kind: str, body: str, api: str = "v1", meta: str = "name: x\n  namespace: shop") -> str:
@@ -574,3 +575,29 @@ def test_builtin_mitigations_for_real_alerts_pass_the_policy(path: Path, kb: Kno
         result = check_mitigation(m.kind, m.language, m.snippet, title=m.title, description=m.description)
         assert result.ok, (m.title, result.errors)
     assert len(service.assemble(ctx, draft).mitigations) == len(draft.mitigations)
+
+
+async def test_model_written_privilege_widening_never_reaches_the_report(kb: KnowledgeBase) -> None:
+    """A model answer whose extra mitigations bind cluster-admin and label a namespace privileged yields a report without them."""
+    extra = [
+        {
+            "title": m.title,
+            "description": m.description,
+            "kind": m.kind,
+            "language": m.language,
+            "snippet": m.snippet,
+        }
+        for m in ISSUE_14_MITIGATIONS[:2]
+    ]
+    model = ToolCallingFake(responses=[tool_reply(good_answer(mitigations=extra))])
+    service = ReportService(kb, LLMWriter(config(), kb, model=model))
+    ctx = service.context(real_alert(), Enrichment(), name="a", namespace="shop", occurrences=Occurrences())
+    spec = await service.write(ctx)
+    assert spec.writer.backend == "ollama"  # the model's answer was used ...
+    assert spec.summary == good_answer()["summary"]
+    titles = [m.title for m in spec.mitigations]
+    assert titles and not {m.title for m in ISSUE_14_MITIGATIONS} & set(
+        titles
+    )  # ... without its unsafe mitigations
+    assert "cluster-admin" not in spec.markdown
+    assert "enforce: privileged" not in spec.markdown
