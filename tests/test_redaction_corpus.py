@@ -20,6 +20,7 @@ from falco_reporter.models.report import Occurrences
 from falco_reporter.offline import render_alert
 from falco_reporter.reporting.chain import LLMWriter
 from falco_reporter.reporting.redaction import PLACEHOLDER_RE, redact, redact_alert, redacted_fields
+from falco_reporter.reporting.secret_rules import RULES, SEGMENT_RULES
 from falco_reporter.reporting.service import ReportService
 from tests.samples import REAL_DIR
 from tests.test_chain import SHELL_SAMPLE, ToolCallingFake, config, good_answer, prompt_text, tool_reply
@@ -675,6 +676,13 @@ def test_the_corpus_is_large_and_its_ids_unique() -> None:
     assert len(ids) >= 60
     assert len(set(ids)) == len(ids)
     assert len(ORDINARY) >= 30
+
+
+def test_every_rule_can_be_woken() -> None:
+    """Each rule has at least one lower-case hint (rules run only when a hint occurs in the lower-cased text)."""
+    for rule in (*RULES, *SEGMENT_RULES):
+        assert rule.hints, rule
+        assert all(h == h.lower() and h for h in rule.hints), rule.hints
 
 
 @pytest.mark.parametrize("c", CORPUS)

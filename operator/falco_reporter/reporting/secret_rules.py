@@ -4,7 +4,7 @@ The forms were learned (as facts, not copied) from well-kept rule sets such as g
 detect-secrets and from the tools' own manuals; every regex here is our own. Each rule names
 ``hints``: lower-case substrings of which at least one must be in a text for the rule to run at
 all, so the common case (a text with no secret) costs a few substring tests instead of one regex
-scan per rule. A rule whose hints are empty always runs.
+scan per rule. Every rule needs at least one hint (a rule without one would never run).
 
 The patterns are deliberately specific (a flag *named* like a secret, a known token prefix, a
 key *named* like a secret, a tool known to take a password in a given position) so that
@@ -17,6 +17,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from falco_reporter.validation.result import names
+
 # Words that make a flag or a key name a secret. "pass" only as a whole word (not "bypass").
 _KEY_NAMES = r"(?:account|master|signing|encryption|storage|shared|sas|app|client|consumer|certificate|secret|private|access|api)[-_]?key"
 KEYWORDS = (
@@ -25,18 +27,7 @@ KEYWORDS = (
 )
 _KEYWORD_HINTS = ("pass", "secret", "token", "key", "credential", "bearer")
 # Every key KEYWORDS matches ends with one of these words, so "KEY=value" needs "<ending>=".
-_ENDINGS = (
-    "password",
-    "passwd",
-    "passphrase",
-    "secret",
-    "token",
-    "key",
-    "credential",
-    "credentials",
-    "bearer",
-    "pass",
-)
+_ENDINGS = names("password passwd passphrase secret token key credential credentials bearer pass")
 #: One shell word: quoted parts and bare characters, up to an unquoted space or operator.
 WORD = r"""(?:'[^']*'|"(?:[^"\\]|\\.)*"|[^\s'"`|;&<>])+"""
 _QUOTED_OR_BARE = r"""(?:"(?:[^"\\]|\\.)*"|'[^']*'|[^\s"'`|;&<>]+)"""
