@@ -32,6 +32,7 @@ def test_valid_manifest_is_accepted_and_nothing_is_created(cluster, namespace, k
     result = check(POLICY.format(ns=namespace, extra=""))
     assert result.ok, result.errors
     assert "server-side dry run: NetworkPolicy isolate-web accepted" in result.checks
+    assert result.summary() == "manifest: ok (server-side dry run)"
     assert client.NetworkingV1Api(kube_api).list_namespaced_network_policy(namespace).items == []
 
 
@@ -51,3 +52,16 @@ def test_unreachable_server_degrades_to_structural_check(tmp_path, cluster):
     result = ManifestDryRun(connect(str(dead)))(POLICY.format(ns="default", extra=""))
     assert result.ok
     assert "structural check only" in result.checks[0]
+    assert result.summary().startswith("manifest: not validated: API server unreachable")
+
+
+def test_forbidden_dry_run_is_not_validated(cluster, namespace):
+    """An identity without create rights gets 403 from the dry run: the result keeps no error but says 'not validated'."""
+    kube = connect(str(cluster.kubeconfig))
+    kube.api.set_default_header("Impersonate-User", "nobody-without-rights")
+    result = ManifestDryRun(kube)(POLICY.format(ns=namespace, extra=""))
+    assert result.ok and result.unverified
+    assert "not permitted for our identity" in result.checks[0]
+    assert result.summary() == (
+        "manifest: not validated: server-side dry run of NetworkPolicy isolate-web forbidden (403); structural check only"
+    )

@@ -57,6 +57,7 @@ class ManifestDryRun:
     def _check(self, text: str) -> ValidationResult:
         checks: list[str] = []
         errors: list[str] = []
+        unverified: list[str] = []
         for doc in (d for d in yaml.safe_load_all(text) if isinstance(d, dict)):
             label = f"{doc.get('kind', '?')} {(doc.get('metadata') or {}).get('name', '?')}"
             try:
@@ -70,16 +71,22 @@ class ManifestDryRun:
                 checks.append(
                     f"server-side dry run of {label} not permitted for our identity; structural check only"
                 )
+                unverified.append(f"server-side dry run of {label} forbidden (403); structural check only")
             except KubeNotFound as exc:
                 checks.append(f"server-side dry run of {label} skipped ({exc}); structural check only")
+                unverified.append(
+                    f"server-side dry run of {label} not possible ({exc}); structural check only"
+                )
             except KubeUnavailable as exc:
                 checks.append(f"API server unreachable for dry run of {label} ({exc}); structural check only")
+                unverified.append(f"API server unreachable for the dry run of {label}; structural check only")
         return ValidationResult(
             ok=not errors,
             checks=tuple(checks),
             errors=tuple(errors),
             subject="manifest",
             detail="server-side dry run",
+            unverified=tuple(unverified),
         )
 
     def _dry_create(self, doc: dict[str, Any]) -> None:

@@ -2,9 +2,11 @@
 
 The cache key is what determines a model's answer: the rule, the image repository, the normalised
 command line (or, for Kubernetes audit alerts, who did what to which resource), the knowledge-base
-version, the provider and model, and the prompt version. Repeats of one activity by replicas of a
-workload (different pods, same image and command) therefore cost one model call; the report's
-subject section still names each pod, since the service fills it from the alert itself.
+version, the provider and model, and the prompt version; and the tenant: the namespace and the
+workload (or, without one, the pod, container or host). An answer names its subject and carries a
+verdict about it, so it is never reused for another team's namespace or another workload. Repeats
+of one activity by replicas of a workload (different pods, same image and command) still cost one
+model call; the report's subject section names each pod, since the service fills it from the alert.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from falco_reporter.models.enrichment import Enrichment
 from falco_reporter.models.falco import FalcoAlertSpec, normalise_cmdline
 
 HOUR_S = 3600.0
@@ -39,10 +42,13 @@ class CacheKey:
     knowledge_version: str
     model: str
     prompt_version: str
+    tenant: str = ""
+    """Namespace and workload (or pod, container, host) the answer is about."""
 
     @property
     def digest(self) -> str:
         parts = (
+            self.tenant,
             self.rule,
             self.image_repository,
             self.command,
@@ -53,8 +59,30 @@ class CacheKey:
         return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def tenant_of(alert: FalcoAlertSpec, enrichment: Enrichment | None = None) -> str:
+    """Whose activity this is: namespace and workload, else the most specific subject the alert names."""
+    found = enrichment if enrichment is not None else Enrichment()
+    namespace = found.namespace or alert.subject.namespace
+    if found.workload.name:
+        who = f"{found.workload.kind}/{found.workload.name}"
+    else:
+        who = (
+            found.pod
+            or alert.subject.pod
+            or (alert.subject.container_id if alert.subject.container_id != "host" else "")
+            or f"host/{alert.hostname}"
+        )
+    return f"{namespace}\x1e{who}"
+
+
 def answer_key(
-    alert: FalcoAlertSpec, *, knowledge_version: str, provider: str, model: str, prompt_version: str
+    alert: FalcoAlertSpec,
+    *,
+    knowledge_version: str,
+    provider: str,
+    model: str,
+    prompt_version: str,
+    enrichment: Enrichment | None = None,
 ) -> CacheKey:
     """The cache key of an alert's answer. Pass the *redacted* alert: keys never hold secrets."""
     repository = alert.text("container.image.repository") or alert.subject.image.rsplit(":", 1)[0]
@@ -68,6 +96,7 @@ def answer_key(
         knowledge_version=knowledge_version,
         model=f"{provider}:{model}",
         prompt_version=prompt_version,
+        tenant=tenant_of(alert, enrichment),
     )
 
 

@@ -24,6 +24,7 @@ from falco_reporter.models.report import (
     Severity,
     Verdict,
 )
+from falco_reporter.validation.result import names
 
 Language = Literal["yaml", "shell", "text"]
 TITLE_MAX = 200
@@ -93,6 +94,28 @@ INSTRUCTION_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
 )
 _URL_RE = re.compile(r"(?i)\b(?:https?|ftp)://[^\s<>\"'`)\]}|]+")
 _HOST_RE = re.compile(r"(?i)^(?:https?|ftp)://(?:[^/@\s]*@)?([^/:?#\s]+)")
+# A host written without a scheme ("ops-tools.example.net/fix.sh", "www.evil.example"): models
+# drop the scheme to slip a URL past the URL check. Not after "/", "@", "." or ":" (paths, URLs).
+_BARE_HOST_RE = re.compile(
+    r"(?i)(?<![\w@/.:-])((?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+([a-z]{2,24}))(?::\d{1,5})?(/[^\s<>\"'`)\]}|]*)?"
+)
+#: Top-level domains that make a dotted word a host (not "proc.name", "fix.sh" or "values.yaml").
+_HOST_TLDS = frozenset(
+    names(
+        "com net org io dev app co info biz xyz cloud ru cn tk top site online club pw cc ws su us uk de "
+        "fr nl eu live icu link click host tech store space fun ly gg ai"
+    )
+)
+#: Domains used as Kubernetes API groups and label or annotation prefixes, not as hosts.
+_API_DOMAINS = (
+    "kubernetes.io",
+    "k8s.io",
+    "prometheus.io",
+    "istio.io",
+    "cert-manager.io",
+    "openshift.io",
+    "coreos.com",
+)
 _WORD_RE = re.compile(r"[a-z0-9]+")
 _ECHO_WORDS = 5
 
@@ -163,6 +186,22 @@ def urls_in(text: str) -> list[str]:
     return [m.group(0).rstrip(".,;:!?*_") for m in _URL_RE.finditer(text)]
 
 
+def bare_hosts(text: str, allowed_url: Callable[[str], bool], anchors: Sequence[str] = ()) -> list[str]:
+    """Hosts (with any path) written without a scheme, except allow-listed ones, API groups and the alert's own names."""
+    found: list[str] = []
+    for m in _BARE_HOST_RE.finditer(text):
+        token = m.group(0).rstrip(".,;:!?*_")
+        host, tld = m.group(1).lower(), m.group(2).lower()
+        if tld not in _HOST_TLDS or any(host == d or host.endswith("." + d) for d in _API_DOMAINS):
+            continue
+        if url_allowed("https://" + token, allowed_url) or any(
+            a.lower().startswith(host) or token.startswith(a) for a in anchors if "." in a
+        ):
+            continue
+        found.append(token)
+    return found
+
+
 def url_allowed(url: str, allowed_url: Callable[[str], bool]) -> str | None:
     """The allow-listed spelling of a URL (tolerating a missing or extra final slash), or None."""
     for candidate in (url, url + "/" if not url.endswith("/") else url.rstrip("/")):
@@ -219,6 +258,8 @@ def check_answer(
             if url_allowed(url, allowed_url) is None:
                 origin = " (copied from the alert data)" if url in untrusted_urls else ""
                 problems.append(f"{name}: cites a URL outside the allow-list: {url}{origin}")
+        for host in bare_hosts(text, allowed_url, anchors):
+            problems.append(f"{name}: names a host without a scheme, outside the allow-list: {host}")
         for phrase in injection_markers([text]):
             origin = " copied from the alert data" if markers else ""
             problems.append(f"{name}: contains instruction-like text{origin}: {phrase[:80]!r}")

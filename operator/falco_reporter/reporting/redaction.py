@@ -6,158 +6,50 @@ Command lines and Falco output lines carry secrets surprisingly often: ``mysql -
 stable within one :class:`Redactor` (one report): the same secret always becomes the same
 ``[REDACTED-n]``, so the model can still tell "the same password was used twice".
 
-The patterns are deliberately specific (a flag *named* like a secret, a known token prefix, a
-key *named* like a secret) so that ordinary command lines pass through untouched.
+The forms themselves live in :mod:`falco_reporter.reporting.secret_rules`; this module applies
+them. Redaction runs at ingest (before a FalcoAlert is stored) and again for every report and
+prompt, so its cost matters: a rule runs only when one of its hint substrings is in the text.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from falco_reporter.models.falco import FalcoAlertSpec
+from falco_reporter.reporting.secret_rules import RULES, SEGMENT_RULES, Rule, SegmentRule
 
 PLACEHOLDER_RE = re.compile(r"\[REDACTED-\d+\]")
 
-# Words that make a flag or a key name a secret. "pass" only as a whole word (not "bypass").
-_KEYWORDS_RE = (
-    r"password|passwd|passphrase|secret|token|api[-_]?key|apikey|access[-_]?key|secret[-_]?key"
-    r"|private[-_]?key|client[-_]?secret|auth[-_]?token|credentials?"
-)
-_MYSQL_LIKE = (
-    r"mysql|mysqldump|mysqladmin|mysqlimport|mysqlshow|mysqlcheck|mysqlsh|mariadb|mariadb-dump|sshpass"
-)
-_QUOTED_OR_BARE = r"""(?:"(?:[^"\\]|\\.)*"|'[^']*'|[^\s"'`|;&<>]+)"""
+
+#: No secret form fits in fewer characters (``-pX`` needs a tool name before it).
+_SHORTEST = 6
+_ALL: tuple[Rule | SegmentRule, ...] = (*RULES, *SEGMENT_RULES)
+# Which rules each hint wakes up: one substring test per distinct hint, then only those rules run.
+_BY_HINT: dict[str, frozenset[int]] = {
+    hint: frozenset(i for i, rule in enumerate(_ALL) if hint in rule.hints)
+    for hint in dict.fromkeys(h for rule in _ALL for h in rule.hints)
+}
+# Hints as a two-level tree: a hint that contains another can only occur where that one does, so
+# it is tested only then (about 90 tests of a whole alert instead of 150).
+_TOP_HINTS: dict[str, tuple[str, ...]] = {
+    top: tuple(h for h in _BY_HINT if h != top and top in h)
+    for top in _BY_HINT
+    if not any(other != top and other in top for other in _BY_HINT)
+}
 
 
-@dataclass(frozen=True)
-class _Rule:
-    kind: str
-    pattern: re.Pattern[str]
-    group: str = "secret"
-    """The named group holding the secret; everything else in the match is kept."""
-    accept: Callable[[re.Match[str]], bool] | None = None
-
-
-def _not_a_flag(m: re.Match[str]) -> bool:
-    value = m.group("secret").strip("\"'")
-    return bool(value) and not value.startswith("-")
-
-
-def _env_value(m: re.Match[str]) -> bool:
-    value = m.group("secret").strip("\"'")
-    # A variable reference ($X, ${X}) or an empty value is not a secret.
-    return bool(value) and not value.startswith("$")
-
-
-_RULES: tuple[_Rule, ...] = (
-    # GCP service-account JSON: the whole private_key value (it holds a PEM block with \n escapes).
-    _Rule(
-        "gcp-private-key",
-        re.compile(r"""(?P<k>\\?["']private_key\\?["']\s*:\s*\\?["'])(?P<secret>(?:[^"'\\]|\\[^"'])+)"""),
-    ),
-    _Rule(
-        "gcp-private-key-id",
-        re.compile(r"""\\?["']private_key_id\\?["']\s*:\s*\\?["'](?P<secret>[0-9a-fA-F]{20,})"""),
-    ),
-    # PEM private key blocks (possibly truncated: then up to the end of the base64 run).
-    _Rule(
-        "pem-private-key",
-        re.compile(
-            r"(?P<secret>-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"
-            r"(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|(?:(?:\s|\\n)*[A-Za-z0-9+/=]{16,})*))"
-        ),
-    ),
-    # JSON Web Tokens: header.payload.signature, base64url, header starting eyJ ({").
-    _Rule("jwt", re.compile(r"(?P<secret>\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})")),
-    # HTTP Authorization headers (curl -H, wget --header, raw requests).
-    _Rule(
-        "authorization-header",
-        re.compile(
-            r"(?i)(?:proxy-)?authorization\s*:\s*(?:bearer|basic|token|digest|negotiate|apikey)?\s*"
-            r"(?P<secret>[A-Za-z0-9._~+/=:-]{6,})"
-        ),
-    ),
-    _Rule("bearer-token", re.compile(r"\bBearer\s+(?P<secret>[A-Za-z0-9._~+/=-]{16,})")),
-    # user:password@ in any URL (https, postgres, redis, amqp, ...): the password only.
-    _Rule(
-        "url-credentials",
-        re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@'\"]+:(?P<secret>[^@\s/'\"]+)@(?!sha256:|sha512:)"),
-    ),
-    # Vendor tokens with recognisable prefixes.
-    _Rule(
-        "aws-access-key-id",
-        re.compile(r"\b(?P<secret>(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16})\b"),
-    ),
-    _Rule(
-        "aws-secret-access-key",
-        re.compile(
-            r"(?i)(?:aws_?secret_?access_?key|secretaccesskey|aws_secret_key)\\?[\"']?(?:\s*[=:]\s*|\s+)\\?[\"']?"
-            r"(?P<secret>[A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])"
-        ),
-    ),
-    _Rule(
-        "github-token",
-        re.compile(r"\b(?P<secret>(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"),
-    ),
-    _Rule("gitlab-token", re.compile(r"\b(?P<secret>glpat-[A-Za-z0-9_-]{20,})")),
-    _Rule("slack-token", re.compile(r"\b(?P<secret>xox[abposr]-[A-Za-z0-9-]{10,})")),
-    # --password x, --password=x, -password x, --api-key x, --token=x, --client-secret x ...
-    # The flag name must END with the secret word (--token-file /path is not a secret), and
-    # --no-password style switches take no value.
-    _Rule(
-        "secret-flag",
-        re.compile(
-            r"(?i)(?<![\w-])--?(?!no-)(?:[a-z0-9]+[-_])*(?:" + _KEYWORDS_RE + r"|pass)"
-            r"(?:=|\s+)(?P<secret>" + _QUOTED_OR_BARE + r")"
-        ),
-        accept=_not_a_flag,
-    ),
-    # KEY=value and "key": "value" where the key names a secret (env, query strings, JSON).
-    _Rule(
-        "secret-assignment",
-        re.compile(
-            r"(?i)(?<![\w-])(?:(?:[a-z0-9]+[_.])*(?:[a-z0-9]*(?:"
-            + _KEYWORDS_RE
-            + r")|pass)|(?:[a-z0-9]+_)+pwd)"
-            r"=(?P<secret>" + _QUOTED_OR_BARE + r")"
-        ),
-        accept=_env_value,
-    ),
-    _Rule(
-        "secret-assignment",
-        re.compile(
-            r"""(?i)\\?["'](?:[a-z0-9]+[-_])*(?:""" + _KEYWORDS_RE + r"""|pass)\\?["']\s*:\s*\\?["']"""
-            r"""(?P<secret>(?:[^"'\\]|\\[^"'])+)"""
-        ),
-    ),
-)
-
-
-def _segment(tools: str) -> re.Pattern[str]:
-    """One command of a pipeline/list that starts with one of ``tools`` (path prefix allowed)."""
-    return re.compile(r"(?i)(?<![\w/.-])(?:[^\s'\"]*/)?(?:" + tools + r")(?![\w-])[^|;&\n]*")
-
-
-# Tools whose short flags carry a password; only the first such flag of the command is the
-# secret (``sshpass -p pw ssh -p 2222 host``: 2222 is ssh's port).
-_SEGMENT_RULES: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
-    # mysql-like tools: -pSECRET (mysql's own form) or -p SECRET; sshpass -p SECRET.
-    (
-        _segment(_MYSQL_LIKE),
-        re.compile(r"(?<=\s)-p(?:(?P<secret>[^\s\-][^\s]*)|\s+(?P<secret2>[^\s\-][^\s]*))"),
-    ),
-    # redis-cli -a SECRET
-    (_segment(r"redis-cli"), re.compile(r"(?<=\s)-a\s+(?P<secret>[^\s\-][^\s]*)")),
-    # curl/wget basic auth: -u user:password, --user user:password, --proxy-user user:password.
-    (
-        _segment(r"curl|wget"),
-        re.compile(r"(?<=\s)(?:-u|--user|--proxy-user)(?:\s+|=)['\"]?[^\s:'\"]*:(?P<secret>[^\s'\"]+)"),
-    ),
-)
+def _hints_in(lowered: str) -> list[str]:
+    """The hints that occur in a lower-cased text."""
+    found: list[str] = []
+    for top, children in _TOP_HINTS.items():
+        if top in lowered:
+            found.append(top)
+            found += [c for c in children if c in lowered]
+    return list(dict.fromkeys(found))
 
 
 @dataclass
@@ -187,14 +79,21 @@ class Redactor:
             self._placeholders[secret] = existing
         return existing
 
-    def redact(self, text: str) -> str:
-        """The text with every recognised secret replaced."""
-        if not text:
+    def redact(self, text: str, hints: Iterable[str] | None = None) -> str:
+        """The text with every recognised secret replaced (``hints``: a superset of those in it)."""
+        if len(text) < _SHORTEST:
             return text
-        for rule in _RULES:
-            text = self._apply(rule, text)
-        for segment, flag in _SEGMENT_RULES:
-            text = segment.sub(functools.partial(self._in_segment, flag=flag), text)
+        lowered = text.lower()
+        candidates = _hints_in(lowered) if hints is None else [h for h in hints if h in lowered]
+        woken = [_BY_HINT[hint] for hint in candidates]
+        if not woken:
+            return text
+        for i in sorted(frozenset().union(*woken)):
+            rule = _ALL[i]
+            if isinstance(rule, Rule):
+                text = self._apply(rule, text)
+            else:
+                text = rule.segment.sub(functools.partial(self._in_segment, rule=rule), text)
         return text
 
     def redact_data(self, value: Any) -> Any:
@@ -207,7 +106,7 @@ class Redactor:
             return [self.redact_data(v) for v in value]
         return value
 
-    def _apply(self, rule: _Rule, text: str) -> str:
+    def _apply(self, rule: Rule, text: str) -> str:
         def replace(m: re.Match[str]) -> str:
             if rule.accept is not None and not rule.accept(m):
                 return m.group(0)
@@ -215,12 +114,11 @@ class Redactor:
 
         return rule.pattern.sub(replace, text)
 
-    def _in_segment(self, seg: re.Match[str], *, flag: re.Pattern[str]) -> str:
+    def _in_segment(self, seg: re.Match[str], *, rule: SegmentRule) -> str:
         def replace(m: re.Match[str]) -> str:
-            name = "secret" if m.group("secret") is not None else "secret2"  # only one of them matched
-            return self._replace_group(m, name, "password-flag")
+            return self._replace_group(m, "secret", rule.kind)
 
-        return flag.sub(replace, seg.group(0), count=1)
+        return rule.flag.sub(replace, seg.group(0), count=1)
 
     def _replace_group(self, m: re.Match[str], group: str, kind: str) -> str:
         """The match with one group replaced by its placeholder (quotes around it are kept)."""
@@ -241,13 +139,35 @@ def redact(text: str) -> tuple[str, list[str]]:
 
 
 def redact_alert(alert: FalcoAlertSpec, redactor: Redactor | None = None) -> tuple[FalcoAlertSpec, list[str]]:
-    """A copy of the alert with its output line and every string output field redacted.
+    """The alert with its output line and every string output field redacted, and the kinds found.
 
-    Pass a ``redactor`` to share placeholders with other text of the same report.
+    Pass a ``redactor`` to share placeholders with other text of the same report. When nothing
+    was found the alert itself is returned (no copy: ingest calls this for every alert).
     """
     redactor = redactor if redactor is not None else Redactor()
-    fields = {k: redactor.redact(v) if isinstance(v, str) else v for k, v in alert.output_fields.items()}
-    copy = alert.model_copy(
-        update={"output": redactor.redact(alert.output), "output_fields": fields}, deep=True
-    )
-    return copy, redactor.kinds
+    before = redactor.count
+    # One pass of every hint over all the alert's text, then each string tries only the hints seen:
+    # most fields are short, and a hundred substring tests per field would cost more than the rules.
+    strings = [alert.output, *(v for v in alert.output_fields.values() if isinstance(v, str))]
+    joined = "\n".join(strings).lower()
+    hints = _hints_in(joined)
+    if not hints and not any(isinstance(v, dict | list) for v in alert.output_fields.values()):
+        return alert, redactor.kinds
+    fields = {
+        k: redactor.redact(v, hints)
+        if isinstance(v, str)
+        else redactor.redact_data(v)
+        if isinstance(v, dict | list)
+        else v
+        for k, v in alert.output_fields.items()
+    }
+    output = redactor.redact(alert.output, hints)
+    if redactor.count == before and output == alert.output and fields == alert.output_fields:
+        return alert, redactor.kinds
+    return alert.model_copy(update={"output": output, "output_fields": fields}, deep=True), redactor.kinds
+
+
+def redacted_fields(original: FalcoAlertSpec, redacted: FalcoAlertSpec) -> list[str]:
+    """The names of the output fields redaction changed (``output`` for the output line), sorted."""
+    names = [k for k, v in original.output_fields.items() if redacted.output_fields.get(k) != v]
+    return sorted(names + (["output"] if original.output != redacted.output else []))

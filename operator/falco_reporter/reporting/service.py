@@ -24,6 +24,7 @@ from falco_reporter.reporting.builtin import BuiltinWriter
 from falco_reporter.reporting.context import ReportContext, ReportDraft, ReportWriter, WriterFailed
 from falco_reporter.reporting.redaction import redact_alert
 from falco_reporter.validation import ValidationResult, validate_snippet
+from falco_reporter.validation.safety import check_mitigation
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +132,13 @@ class ReportService:
         return spec
 
     def _validated(self, mitigation: ReportMitigation) -> ReportMitigation | None:
-        result = validate_snippet(mitigation.kind, mitigation.language, mitigation.snippet)
+        # The safety policy first, for every writer: a well-formed snippet can still widen privilege.
+        m = mitigation
+        result = check_mitigation(m.kind, m.language, m.snippet, title=m.title, description=m.description)
+        if result.ok:
+            result = validate_snippet(m.kind, m.language, m.snippet)
         if result.ok and mitigation.kind == "kubernetes-manifest" and self._manifest_check is not None:
+            # A dry run that was forbidden or could not reach the server says "not validated" (unverified).
             result = self._manifest_check(mitigation.snippet)
         if not result.ok:
             log.warning("dropping mitigation %r: %s", mitigation.title, "; ".join(result.errors))

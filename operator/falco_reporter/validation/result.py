@@ -20,6 +20,9 @@ class ValidationResult:
     subject: str = "snippet"
     # One short phrase describing what the snippet is, for summary().
     detail: str = ""
+    # Checks that should have run but could not (a dry run forbidden or unreachable): the snippet
+    # has no known error, yet it is "not validated", never "ok".
+    unverified: tuple[str, ...] = ()
 
     @classmethod
     def build(cls, subject: str, checks: list[str], errors: list[str], detail: str = "") -> ValidationResult:
@@ -33,6 +36,8 @@ class ValidationResult:
 
     def summary(self) -> str:
         """A short line for a report's ``validated`` field."""
+        if self.ok and self.unverified:
+            return f"{self.subject}: not validated: {self.unverified[0]}"
         if self.ok:
             return f"{self.subject}: ok ({self.detail})" if self.detail else f"{self.subject}: ok"
         first = self.errors[0] if self.errors else "failed"

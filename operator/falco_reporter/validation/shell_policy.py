@@ -55,6 +55,8 @@ _DANGEROUS_ENV = frozenset(
 _POLICIES: dict[str, ToolCheck] = {**TOOL_POLICIES, **K8S_POLICIES, **INSPECT_POLICIES}
 _SUBCOMMAND_TOOLS = frozenset({"kubectl", "crictl", "docker", "podman", "nerdctl", "helm"})
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+#: Every program this policy has an opinion on (allowed, refused with a reason, or a shell).
+KNOWN_PROGRAMS = frozenset(_POLICIES) | frozenset(HARMFUL) | SHELLS
 
 
 @dataclass

@@ -128,6 +128,7 @@ class LLMWriter:
             provider=self._config.provider,
             model=self._config.model,
             prompt_version=PROMPT_VERSION,
+            enrichment=ctx.enrichment,  # the tenant: an answer is never reused for another namespace
         )
         # Single flight: a storm of identical alerts (replicas of one workload) must cost one call,
         # not one per concurrent report; later ones wait and then hit the cache.
