@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from falco_reporter import __version__
+from falco_reporter.reporting.incidents import DEFAULT_WINDOW as DEFAULT_INCIDENT_WINDOW
 
 
 def _env(name: str, default: str = "") -> str:
@@ -180,6 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
         "thousands of alerts are pending at start-up (env FALCO_REPORTER_MAX_WORKERS; default %(default)s)",
     )
     run.add_argument(
+        "--incident-window",
+        type=int,
+        default=int(_env("INCIDENT_WINDOW", str(DEFAULT_INCIDENT_WINDOW))),
+        help="seconds: one pod's (container's, host's) alerts within one window form an incident whose "
+        "timeline every report of it carries; 0 turns correlation off "
+        "(env FALCO_REPORTER_INCIDENT_WINDOW; default %(default)s)",
+    )
+    run.add_argument(
         "--liveness",
         default=_env("LIVENESS", ""),
         help="kopf liveness endpoint, e.g. http://0.0.0.0:8081/healthz",
@@ -206,7 +215,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the same pipeline offline: enrichment from a YAML file of objects "
         "instead of the API server, the built-in writer, no cluster needed.",
     )
-    render.add_argument("alert", type=Path, help="a Falco alert JSON file ('-' for stdin)")
+    render.add_argument(
+        "alert",
+        type=Path,
+        nargs="+",
+        help="Falco alert JSON files ('-' for stdin); several are correlated into incidents and "
+        "printed as one Kubernetes List (json/yaml) or the incident timeline and each report (markdown)",
+    )
+    render.add_argument(
+        "--incident-window",
+        type=int,
+        default=DEFAULT_INCIDENT_WINDOW,
+        help="seconds: alerts of one subject within one window form an incident; 0 turns it off "
+        "(default %(default)s)",
+    )
     render.add_argument(
         "--objects",
         type=Path,
@@ -295,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         peering_priority=getattr(args, "peering_priority", 0),
         peering_lifetime=getattr(args, "peering_lifetime", 60),
         max_workers=getattr(args, "max_workers", 128),
+        incident_window=getattr(args, "incident_window", DEFAULT_INCIDENT_WINDOW),
     )
     try:
         if args.command == "receiver":
@@ -354,24 +377,49 @@ def _crds() -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from falco_reporter.offline import render_alert
+    from falco_reporter.offline import render_alerts
 
-    text = sys.stdin.buffer.read() if str(args.alert) == "-" else args.alert.read_bytes()
+    bodies = [sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes() for path in args.alert]
     objects: list[Any] = []
     if args.objects:
         objects = [d for d in yaml.safe_load_all(args.objects.read_text(encoding="utf-8")) if d]
     try:
-        report = render_alert(text, objects, default_namespace=args.namespace)
+        reports = render_alerts(
+            bodies, objects, default_namespace=args.namespace, window=args.incident_window
+        )
     except ValueError as exc:
         print(f"falco-reporter render: {exc}", file=sys.stderr)
         return 2
+    single = len(reports) == 1
+    document: Any = reports[0] if single else {"apiVersion": "v1", "kind": "List", "items": reports}
     if args.format == "markdown":
-        sys.stdout.write(report["spec"]["markdown"])
+        sys.stdout.write(reports[0]["spec"]["markdown"] if single else _incidents_markdown(reports))
     elif args.format == "json":
-        sys.stdout.write(json.dumps(report, indent=2, sort_keys=False) + "\n")
+        sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
     else:
-        sys.stdout.write(yaml.safe_dump(report, sort_keys=False, width=110))
+        sys.stdout.write(yaml.safe_dump(document, sort_keys=False, width=110))
     return 0
+
+
+def _incidents_markdown(reports: list[dict[str, Any]]) -> str:
+    """Each incident's timeline, then every report (in time order)."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for report in reports:
+        incident = report["spec"].get("incident") or {}
+        if incident.get("id") and incident["id"] not in seen and incident.get("alerts", 1) > 1:
+            seen.add(incident["id"])
+            out.append(f"# Incident {incident['id']}: {incident['verdict']}, {incident['severity']}\n")
+            out.append(
+                f"{incident['subject']}, window from {incident['windowStart']}. {incident['reason']}\n"
+            )
+            out += [
+                f"- {e['time']} {e['rule']} ({e.get('tactic') or '-'}): {e['alert']}"
+                for e in incident["timeline"]
+            ]
+            out.append("")
+    out += [report["spec"]["markdown"] for report in reports]
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

@@ -68,3 +68,13 @@ LLM_LATENCY = Histogram(
 def exposition() -> bytes:
     """The text exposition format of every metric."""
     return generate_latest(REGISTRY)
+
+
+INCIDENT_REFRESHES = Counter(
+    "falco_reporter_incident_refreshes", "Coalesced re-reads of an incident's reports", registry=REGISTRY
+)
+INCIDENT_UPDATES = Counter(
+    "falco_reporter_incident_updates",
+    "Reports patched because their incident changed (verdict, severity or timeline)",
+    registry=REGISTRY,
+)

@@ -1,4 +1,4 @@
-"""The pipeline without a cluster: alert JSON + objects file -> AlertReport object."""
+"""The pipeline without a cluster: alert JSON + objects file -> AlertReport objects."""
 
 from __future__ import annotations
 
@@ -8,29 +8,53 @@ from falco_reporter.enrichment.service import enrich
 from falco_reporter.enrichment.source import StaticObjects
 from falco_reporter.knowledge.base import load as load_knowledge
 from falco_reporter.models.falco import normalise, object_name, parse_alert_body
-from falco_reporter.models.report import Occurrences
+from falco_reporter.models.report import AlertReportSpec, Occurrences
 from falco_reporter.reconciler.service import report_object
+from falco_reporter.reporting.incidents import DEFAULT_WINDOW, correlate, subject_of, with_incident
 from falco_reporter.reporting.service import ReportService
+
+
+def render_alerts(
+    bodies: list[bytes],
+    objects: list[Any],
+    *,
+    default_namespace: str = "falco-reporter",
+    window: int = DEFAULT_WINDOW,
+) -> list[dict[str, Any]]:
+    """The AlertReports the operator would write for these alerts, correlated into incidents, in
+    time order; raises ValueError on bad input."""
+    source = StaticObjects(objects)
+    service = ReportService(load_knowledge())
+    written: list[tuple[str, str, AlertReportSpec, str]] = []
+    for body in bodies:
+        spec = normalise(parse_alert_body(body))
+        namespace = (
+            spec.subject.namespace
+            if spec.subject.namespace and source.namespace_exists(spec.subject.namespace)
+            else default_namespace
+        )
+        name = object_name(spec)
+        enrichment = enrich(spec, source)
+        ctx = service.context(
+            spec,
+            enrichment,
+            name=name,
+            namespace=namespace,
+            occurrences=Occurrences(count=1, first_seen=spec.time, last_seen=spec.time),
+        )
+        written.append((namespace, name, service.write_builtin(ctx), subject_of(spec, enrichment)))
+    incidents = (
+        correlate([(name, report, subject) for _, name, report, subject in written], window) if window else {}
+    )
+    written.sort(key=lambda w: (w[2].occurrences.first_seen, w[1]))
+    return [
+        report_object(namespace, name, "", with_incident(report, incidents.get(name)) if window else report)
+        for namespace, name, report, _ in written
+    ]
 
 
 def render_alert(
     body: bytes, objects: list[Any], *, default_namespace: str = "falco-reporter"
 ) -> dict[str, Any]:
     """The AlertReport the operator would write for this alert; raises ValueError on bad input."""
-    spec = normalise(parse_alert_body(body))
-    source = StaticObjects(objects)
-    namespace = (
-        spec.subject.namespace
-        if spec.subject.namespace and source.namespace_exists(spec.subject.namespace)
-        else default_namespace
-    )
-    name = object_name(spec)
-    service = ReportService(load_knowledge())
-    ctx = service.context(
-        spec,
-        enrich(spec, source),
-        name=name,
-        namespace=namespace,
-        occurrences=Occurrences(count=1, first_seen=spec.time, last_seen=spec.time),
-    )
-    return report_object(namespace, name, "", service.write_builtin(ctx))
+    return render_alerts([body], objects, default_namespace=default_namespace)[0]

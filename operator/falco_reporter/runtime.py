@@ -39,8 +39,10 @@ from falco_reporter.receiver.http import (
 from falco_reporter.receiver.ingest import IngestConfig, IngestService
 from falco_reporter.reconciler import persistence
 from falco_reporter.reconciler.handlers import register
+from falco_reporter.reconciler.incidents import IncidentTracker
 from falco_reporter.reconciler.review import ReviewReconciler
 from falco_reporter.reconciler.service import AlertReconciler
+from falco_reporter.reporting.incidents import DEFAULT_WINDOW as DEFAULT_INCIDENT_WINDOW
 from falco_reporter.reporting.llm_config import LLMConfig
 from falco_reporter.reporting.service import ManifestCheck, ReportService
 from falco_reporter.reporting.suppression import merge_rules_file
@@ -68,6 +70,8 @@ class RunSettings:
     peering_lifetime: int = 60
     #: kopf workers (objects handled concurrently); bounds memory with a large backlog.
     max_workers: int = 128
+    #: Seconds: one subject's alerts within one window form an incident (0: no correlation).
+    incident_window: int = DEFAULT_INCIDENT_WINDOW
 
 
 def report_service(
@@ -168,6 +172,7 @@ def build_registry(settings: RunSettings, service: ReportService | None = None) 
         reports,
         KubeObjects(kube, namespaces=settings.namespaces),
         service or report_service(kb, settings.llm, ManifestDryRun(kube)),
+        IncidentTracker(reports, window=settings.incident_window) if settings.incident_window > 0 else None,
     )
     registry = kopf.OperatorRegistry()
     register(registry, reconciler, ReviewReconciler(alerts, reports, kb))

@@ -183,6 +183,7 @@ def build_crds() -> list[dict[str, Any]]:
                 _col("Writer", ".spec.writer.backend"),
                 _col("Review", ".spec.review.state"),
                 age,
+                _col("Incident", ".spec.incident.id"),
                 _col("Summary", ".spec.summary", priority=1),
             ],
             selectable=[".spec.review.state", ".spec.severity", ".spec.verdict", ".spec.rule"],

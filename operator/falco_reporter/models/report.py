@@ -121,6 +121,41 @@ class Writer(_Camel):
     redactions: list[str] = Field(default_factory=list)
 
 
+class TimelineEntry(_Camel):
+    """One alert of an incident, in time order."""
+
+    time: str
+    rule: str
+    priority: str
+    tactic: str = ""
+    alert: str
+    """The FalcoAlert's (and its report's) name."""
+    line: str = ""
+    """One line of what happened."""
+    verdict: Verdict = "unknown"
+
+
+class Incident(_Camel):
+    """The story this alert belongs to: the same subject's alerts within one time window."""
+
+    id: str
+    """Deterministic: from the subject and the window start."""
+    subject: str
+    """What the alerts share: a pod, a container, a workload or a host."""
+    window_start: str = Field(alias="windowStart")
+    alerts: int = 1
+    """How many alerts (distinct FalcoAlerts) the incident has."""
+    verdict: Verdict
+    """Decided from all its alerts' evidence and the progression across tactics."""
+    severity: Severity
+    reason: str = ""
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    """The first alerts in time order (at most TIMELINE_MAX)."""
+
+
+TIMELINE_MAX = 25
+
+
 class Review(_Camel):
     state: ReviewState = "new"
     by: str = ""
@@ -173,6 +208,8 @@ class AlertReportSpec(_Camel):
     """The whole report rendered as Markdown."""
     review: Review | None = None
     """Human review state; the operator never overwrites it."""
+    incident: Incident | None = None
+    """The incident this alert is part of, when correlation is on."""
 
     def to_k8s(self) -> dict[str, object]:
         """The spec as the API expects it (camelCase keys, no nulls)."""

@@ -21,6 +21,8 @@ COND_REPORTED = "Reported"
 COND_FALSE_POSITIVE = "FalsePositiveAccepted"
 COND_SUPPRESSED = "Suppressed"
 LABEL_FALSE_POSITIVE = "falcoreporter.io/false-positive"
+#: On every AlertReport of an incident: `kubectl get ar -l falcoreporter.io/incident=<id>`.
+LABEL_INCIDENT = "falcoreporter.io/incident"
 REVIEW_FALSE_POSITIVE = "false-positive"
 
 

@@ -85,6 +85,14 @@ def register(
             ref = dict(status.get("reportRef") or {})
             patch.status["reportRef"] = {**ref, "occurrences": int(occurrences.get("count", 0))}
 
+    @kopf.on.event(API_GROUP, API_VERSION, FALCOALERTS, registry=registry, when=_deleted)
+    async def alert_deleted(
+        name: str, namespace: str | None, spec: kopf.Spec, status: kopf.Status, **_: Any
+    ) -> None:
+        # The report goes with its alert (ownerReference); the rest of its incident is re-told.
+        if namespace is not None:
+            reconciler.forget(namespace, name, dict(spec), dict(status))
+
     @kopf.on.create(API_GROUP, API_VERSION, ALERTREPORTS, registry=registry)
     async def reviewed_report(
         name: str,
@@ -132,6 +140,10 @@ def register(
                     log.warning("withdrawing the false positive of %s/%s failed: %s", namespace, name, exc)
                     return
                 await asyncio.sleep(min(exc.delay, 10))
+
+
+def _deleted(type: str, **_: Any) -> bool:
+    return type == "DELETED"
 
 
 def _unreported(status: kopf.Status, **_: Any) -> bool:

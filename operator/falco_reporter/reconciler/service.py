@@ -27,11 +27,14 @@ from falco_reporter.models.resources import (
     COND_ENRICHED,
     COND_REPORTED,
     COND_SUPPRESSED,
+    LABEL_INCIDENT,
     MANAGED_BY,
     Condition,
     accepted_false_positive,
 )
 from falco_reporter.reconciler.errors import InvalidFalcoAlert, RetryLater, retry_on_api_errors
+from falco_reporter.reconciler.incidents import IncidentTracker
+from falco_reporter.reporting.incidents import subject_of, with_incident
 from falco_reporter.reporting.service import ReportService
 
 log = logging.getLogger(__name__)
@@ -55,11 +58,13 @@ class AlertReconciler:
         reports: CustomResources,
         objects: KubeObjects,
         writer: ReportService,
+        incidents: IncidentTracker | None = None,
     ) -> None:
         self._alerts = alerts
         self._reports = reports
         self._objects = objects
         self._writer = writer
+        self.incidents = incidents
 
     async def reconcile(
         self,
@@ -90,6 +95,10 @@ class AlertReconciler:
                 alert, enrichment, name=name, namespace=namespace, occurrences=occurrences, uid=uid
             )
             report = await self._writer.write(ctx)
+            subject = subject_of(alert, enrichment)
+            if self.incidents is not None and subject:
+                incident = await self.incidents.join(namespace, subject, name, report)
+                report = with_incident(report, incident)
             created = await asyncio.to_thread(self._create_report, namespace, name, uid, report)
         metrics.REPORT_LATENCY.observe(time.perf_counter() - started)
         if created:
@@ -157,6 +166,19 @@ class AlertReconciler:
             return False
         return True
 
+    def forget(self, namespace: str, name: str, spec: dict[str, Any], status: dict[str, Any]) -> None:
+        """A FalcoAlert was deleted: take it out of its incident."""
+        if self.incidents is None:
+            return
+        try:
+            alert = FalcoAlertSpec.model_validate(spec)
+            enrichment = Enrichment.model_validate((status or {}).get("enrichment") or {})
+        except ValidationError:
+            return
+        subject = subject_of(alert, enrichment)
+        if subject:
+            self.incidents.forget(namespace, subject, _occurrences(alert, status).first_seen, name)
+
     async def sync_occurrences(
         self, namespace: str, name: str, occurrences: dict[str, Any], *, uid: str = ""
     ) -> bool:
@@ -214,6 +236,8 @@ def report_object(namespace: str, name: str, alert_uid: str, report: AlertReport
             "falcoreporter.io/writer": report.writer.backend,
         },
     }
+    if report.incident is not None:
+        meta["labels"][LABEL_INCIDENT] = report.incident.id
     if alert_uid:
         meta["ownerReferences"] = [
             {

@@ -84,6 +84,25 @@ def _context(s: AlertReportSpec) -> list[str]:
     return out
 
 
+def _incident(s: AlertReportSpec) -> list[str]:
+    inc = s.incident
+    assert inc is not None
+    out = [
+        "## Part of an incident",
+        "",
+        f"{code(inc.id)} ({text(inc.subject)}, window from {inc.window_start}): **{inc.verdict}, {inc.severity}**, "
+        f"{inc.alerts} alerts. {prose(inc.reason)}",
+        "",
+    ]
+    for e in inc.timeline:
+        mark = " (this alert)" if e.alert == s.alert_ref.name else ""
+        tactic = f" [{text(e.tactic)}]" if e.tactic else ""
+        out.append(f"- {text(e.time[11:23] or e.time)} {text(e.rule)}{tactic}: {code(e.line)}{mark}")
+    if inc.alerts > len(inc.timeline):
+        out.append(f"- ... {inc.alerts - len(inc.timeline)} more")
+    return [*out, ""]
+
+
 def _mitigation(i: int, m: ReportMitigation) -> list[str]:
     out = [f"{i}. **{text(m.title)}**: {prose(m.description)}"]
     if m.snippet:
@@ -108,6 +127,8 @@ def render(spec: AlertReportSpec) -> str:
     out += ["", "## Context", "", *_context(s), ""]
     if s.analysis.strip():
         out += [prose(s.analysis), ""]
+    if s.incident is not None and s.incident.alerts > 1:
+        out += _incident(s)
     if s.mitigations:
         out += ["## What to do", ""]
         # A likely-benign report needs one decision (the exception); hardening is listed, not shown.

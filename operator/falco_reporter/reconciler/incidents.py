@@ -1,0 +1,143 @@
+"""Keep every report of an incident telling the same story, with bounded work under bursts.
+
+A new report gets its incident block at creation from what this process knows of the incident
+(read once per incident from the API by label after a restart). Other members are told only of
+material changes (verdict, severity, the capped timeline), at most once per incident per
+``settle`` seconds: a burst of alerts into one incident costs one listing and a bounded number of
+patches, not one per alert per member. Deleting an alert re-tells its incident without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import ValidationError
+
+from falco_reporter import metrics
+from falco_reporter.kube.errors import KubeError, KubeNotFound
+from falco_reporter.kube.resources import CustomResources
+from falco_reporter.models.report import AlertReportSpec, Incident, Severity, TimelineEntry
+from falco_reporter.models.resources import LABEL_INCIDENT
+from falco_reporter.reporting.incidents import entry_of, incident_key, judge_incident, material, with_incident
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (namespace, incident id)
+Member = tuple[TimelineEntry, Severity]
+
+
+class IncidentTracker:
+    def __init__(self, reports: CustomResources, *, window: int, settle: float = 2.0) -> None:
+        self._reports = reports
+        self.window = window
+        self._settle = settle
+        self._members: dict[Key, dict[str, Member]] = {}
+        self._meta: dict[Key, tuple[str, str]] = {}  # subject, window start
+        self._gone: dict[Key, set[str]] = {}
+        self._pending: dict[Key, asyncio.Task[None]] = {}
+        self._locks: dict[Key, asyncio.Lock] = {}
+
+    def key(self, namespace: str, subject: str, time: str) -> tuple[Key, str]:
+        incident_id, start = incident_key(subject, time, self.window)
+        self._meta.setdefault((namespace, incident_id), (subject, start))
+        return (namespace, incident_id), start
+
+    async def join(self, namespace: str, subject: str, name: str, report: AlertReportSpec) -> Incident:
+        """The incident block for a new report; schedules telling the others when it changed."""
+        key, _ = self.key(namespace, subject, report.occurrences.first_seen)
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            if key not in self._members:
+                self._members[key] = await asyncio.to_thread(self._load, key)
+            before = self._incident(key)
+            self._members[key][name] = (entry_of(name, report), report.severity)
+            after = self._incident(key)
+        assert after is not None
+        if before is not None and material(before) != material(after):
+            self._schedule(key)
+        return after
+
+    def forget(self, namespace: str, subject: str, time: str, name: str) -> None:
+        """An alert was deleted: drop it from its incident and re-tell the others."""
+        key, _ = self.key(namespace, subject, time)
+        self._gone.setdefault(key, set()).add(name)
+        members = self._members.get(key)
+        if members is not None:
+            members.pop(name, None)
+        self._schedule(key)
+
+    def _incident(self, key: Key) -> Incident | None:
+        members = self._members.get(key) or {}
+        if not members:
+            return None
+        subject, start = self._meta[key]
+        return judge_incident(key[1], subject, start, members.values())
+
+    def _listed(self, key: Key) -> list[dict[str, Any]]:
+        gone = self._gone.get(key, set())
+        items = self._reports.list(key[0], label_selector=f"{LABEL_INCIDENT}={key[1]}")
+        return [r for r in items if (r.get("metadata") or {}).get("name") not in gone]
+
+    def _load(self, key: Key) -> dict[str, Member]:
+        return dict(_members(self._listed(key)))
+
+    def _schedule(self, key: Key) -> None:
+        task = self._pending.get(key)
+        if task is None or task.done():
+            self._pending[key] = asyncio.create_task(self._refresh_later(key))
+
+    async def _refresh_later(self, key: Key) -> None:
+        await asyncio.sleep(self._settle)
+        try:
+            await self.refresh(key)
+        except KubeError as exc:  # the next change retries; a stale timeline is not an alert lost
+            log.warning("refreshing incident %s/%s failed: %s", key[0], key[1], exc)
+
+    async def refresh(self, key: Key) -> int:
+        """Re-read the incident's reports and patch those whose block changed; returns the patch count."""
+        metrics.INCIDENT_REFRESHES.inc()
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            listed = await asyncio.to_thread(self._listed, key)
+            members = dict(_members(listed))
+            self._members[key] = members
+            self._gone.pop(key, None)
+            incident = self._incident(key)
+        if incident is None:
+            return 0
+        patched = 0
+        for item in listed:
+            spec = _spec(item)
+            if spec is None or material(spec.incident) == material(incident):
+                continue
+            updated = with_incident(spec, incident)
+            name = item["metadata"]["name"]
+            patch = {
+                "spec": {
+                    "incident": incident.model_dump(by_alias=True, mode="json"),
+                    "markdown": updated.markdown,
+                }
+            }
+            try:
+                await asyncio.to_thread(self._reports.patch, key[0], name, patch)
+            except KubeNotFound:
+                continue
+            patched += 1
+            metrics.INCIDENT_UPDATES.inc()
+        return patched
+
+
+def _spec(item: dict[str, Any]) -> AlertReportSpec | None:
+    try:
+        return AlertReportSpec.model_validate(item.get("spec") or {})
+    except ValidationError:
+        return None
+
+
+def _members(items: Iterable[dict[str, Any]]) -> Iterable[tuple[str, Member]]:
+    for item in items:
+        spec = _spec(item)
+        if spec is not None:
+            name = str((item.get("metadata") or {}).get("name", ""))
+            yield name, (entry_of(name, spec), spec.severity)
