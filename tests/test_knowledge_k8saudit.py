@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from falco_reporter.knowledge.base import KnowledgeBase, load
-from falco_reporter.knowledge.model import KnowledgeEntry
+from falco_reporter.knowledge.model import KnowledgeEntry, placeholders_in
 
 # Entries whose first question is not "what may this user do": anonymous requests are checked as
 # system:anonymous, node joins by the node list and CSRs, and the debug firehose has no single subject.
@@ -154,5 +154,17 @@ def test_list_valued_exception_fields_use_in(index: dict[str, dict[str, Any]], k
         for name, entry in k8saudit_entries(kb).items()
         for field, comp in zip(entry.exception.fields, entry.exception.comps, strict=True)
         if (field in list_fields) != (comp == "in")
+    ]
+    assert wrong == []
+
+
+def test_snippets_use_only_values_an_audit_event_gives(kb: KnowledgeBase) -> None:
+    """Audit alerts carry no process or container fields, so entries use only user, namespace, pod and node."""
+    fillable = {"audit_user", "namespace", "pod", "node"}
+    wrong = [
+        (name, sorted(used - fillable))
+        for name, entry in k8saudit_entries(kb).items()
+        for text in [s.command for s in entry.investigation] + [m.snippet for m in entry.mitigations]
+        if (used := placeholders_in(text)) - fillable
     ]
     assert wrong == []
