@@ -13,6 +13,9 @@ import yaml
 
 from falco_reporter.knowledge.base import KnowledgeBase, load
 from falco_reporter.knowledge.model import KnowledgeEntry, placeholders_in
+from falco_reporter.kube.client import connect
+from falco_reporter.kube.dryrun import ManifestDryRun
+from falco_reporter.reporting.values import fill_yaml
 
 # Entries whose first question is not "what may this user do": anonymous requests are checked as
 # system:anonymous, node joins by the node list and CSRs, and the debug firehose has no single subject.
@@ -168,3 +171,23 @@ def test_snippets_use_only_values_an_audit_event_gives(kb: KnowledgeBase) -> Non
         if (used := placeholders_in(text)) - fillable
     ]
     assert wrong == []
+
+
+@pytest.mark.cluster
+def test_manifests_pass_a_server_side_dry_run(kb: KnowledgeBase, cluster: Any, namespace: str) -> None:
+    """Every k8saudit manifest, filled for a real namespace, is accepted by the API server's dry run."""
+    check = ManifestDryRun(connect(str(cluster.kubeconfig)))
+    manifests = [
+        (name, m.title, fill_yaml(m.snippet, {"namespace": namespace}))
+        for name, entry in k8saudit_entries(kb).items()
+        for m in entry.mitigations
+        if m.kind == "kubernetes-manifest"
+    ]
+    assert len(manifests) >= 8
+    rejected = []
+    for name, title, text in manifests:
+        assert text is not None, (name, title)
+        result = check(text)
+        if not result.ok or not any(c.startswith("server-side dry run") for c in result.checks):
+            rejected.append((name, title, result.errors, result.checks))
+    assert rejected == []
