@@ -23,7 +23,7 @@ from falco_reporter.reporting.redaction import PLACEHOLDER_RE
 VOLATILE = re.compile(
     r"^(evt\.(time|rawtime|num|res|latency|dir)|proc\.(pid|ppid|vpid|tid|sid|vpgid|pgid|tty|"
     r"exe_ino|cwd|start_ts|duration|loginshellid)|thread\.(tid|vtid)|fd\.(cport|rport|lport|num|ino|dev)|"
-    r"container\.start_ts|user\.loginuid|ka\.(auditid|stage|uri$|response)|falco\.)"
+    r"container\.start_ts|user\.loginuid|ka\.(auditid|stage)|falco\.)"
 )
 #: Stable identity fields an exception may use for a rule we know nothing about, in this order.
 STABLE_FOR_CUSTOM = (
@@ -108,12 +108,23 @@ def plan_exception(rule: str, template: ExceptionTemplate | None, view: FieldVie
                 "repeat; except by a stable field in your own rules instead"
             )
         values.append(value)
+    # Falco prints a list field as "[a, b]"; `in`/`intersects` compare against a list.
+    pinned: list[Any] = [
+        _as_list(v) if c in ("in", "intersects") else v for v, c in zip(values, comps, strict=True)
+    ]
     item: dict[str, Any] = {
         "rule": rule,
-        "exceptions": [{"name": template.name, "fields": fields, "comps": comps, "values": [values]}],
+        "exceptions": [{"name": template.name, "fields": fields, "comps": comps, "values": [pinned]}],
         "override": {"exceptions": "append"},
     }
     return ExceptionPlan(snippet=render_rules([item]), fields=tuple(fields))
+
+
+def _as_list(value: str) -> list[str]:
+    inner = value.strip()
+    if inner.startswith("[") and inner.endswith("]"):
+        inner = inner[1:-1]
+    return [part.strip() for part in inner.split(",") if part.strip()]
 
 
 def _is_socket(view: FieldView) -> bool:
