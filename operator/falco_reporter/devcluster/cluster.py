@@ -19,6 +19,7 @@ from .binaries import find_binary, optional_binary
 from .certs import CertPaths, generate_certs
 from .crds import apply_crds
 from .net import admin_context, free_port, free_ports, probe, unverified_context, write_kubeconfig
+from .node import LocalNode
 
 __all__ = ["ClusterStartError", "LocalCluster", "Ports", "apply_crds", "free_port"]
 
@@ -29,6 +30,11 @@ _ATTEMPTS = 2
 CONTROLLERS = (
     "garbage-collector-controller,namespace-controller,serviceaccount-token-controller,"
     "clusterrole-aggregation-controller"
+)
+# With a node, workloads and Services work as in a real cluster.
+NODE_CONTROLLERS = (
+    "node-lifecycle-controller,deployment-controller,replicaset-controller,endpointslice-controller,"
+    "serviceaccount-controller,root-ca-certificate-publisher-controller"
 )
 
 
@@ -61,6 +67,7 @@ class LocalCluster:
         controller_manager: bool = True,
         detached: bool = False,
         timeout: float = 60.0,
+        node: bool = False,
     ) -> None:
         self._owns_dir = state_dir is None
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="falco-reporter-cluster-")).resolve()
@@ -74,6 +81,9 @@ class LocalCluster:
         self.timeout = timeout
         self.startup_seconds: float | None = None
         self._procs: dict[str, procs.Popen] = {}
+        self.node: LocalNode | None = (
+            LocalNode(self.state_dir / "node", self.kubeconfig, detached=detached) if node else None
+        )
 
     # --- public ---------------------------------------------------------------------------------
 
@@ -113,8 +123,10 @@ class LocalCluster:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the components (controller-manager and apiserver before etcd); idempotent."""
+        """Stop the node (if any), then controller-manager and apiserver before etcd; idempotent."""
         procs.unregister(id(self))
+        if self.node is not None:
+            self.node.stop()
         order = [n for n in ("kube-controller-manager", "kube-apiserver") if n in self._procs]
         etcd = self._procs.get("etcd")
         # Without etcd the apiserver's graceful shutdown hangs, and there is nothing left to save.
@@ -163,6 +175,8 @@ class LocalCluster:
             self._start_controller_manager(binary)
         else:
             self.ports.controller_manager = 0
+        if self.node is not None:
+            self.node.start()
 
     def _prepare(self) -> None:
         # Every start is a fresh cluster: old etcd data would hold objects signed by an old CA.
@@ -247,7 +261,7 @@ class LocalCluster:
             binary,
             [
                 f"--kubeconfig={config}",
-                f"--controllers={CONTROLLERS}",
+                f"--controllers={CONTROLLERS}" + (f",{NODE_CONTROLLERS}" if self.node else ""),
                 "--use-service-account-credentials=false",
                 "--leader-elect=false",
                 f"--service-account-private-key-file={self.certs.sa_key}",
