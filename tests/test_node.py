@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from falco_reporter.devcluster.images import PAUSE_IMAGE
+from falco_reporter.devcluster.binaries import find_binary
+from falco_reporter.devcluster.images import PAUSE_IMAGE, import_image, one_layer_image
 from falco_reporter.devcluster.node import NODE_NAME, POD_SUBNET
 from tests.operator_proc import wait_for
 
@@ -32,6 +33,16 @@ def _pod(name: str, *args: str, labels: dict[str, str] | None = None) -> dict[st
             "terminationGracePeriodSeconds": 1,
         },
     }
+
+
+def _create(core: client.CoreV1Api, ns: str, pod: dict[str, Any]) -> None:
+    """Create ``pod`` once the namespace's default ServiceAccount exists (the admission plugin needs it)."""
+    wait_for(
+        lambda: any(sa.metadata.name == "default" for sa in core.list_namespaced_service_account(ns).items),
+        timeout=30,
+        what=f"default ServiceAccount in {ns}",
+    )
+    core.create_namespaced_pod(ns, pod)
 
 
 def _running(core: client.CoreV1Api, ns: str, name: str) -> client.V1Pod | None:
@@ -60,7 +71,7 @@ def test_node_is_ready(kube_api):
 def test_scheduled_pod_runs_with_real_container_status(cluster, kube_api, namespace):
     """A Pod without nodeName is scheduled, runs, and its status carries containerd's ids."""
     core = client.CoreV1Api(kube_api)
-    core.create_namespaced_pod(namespace, _pod("sleeper"))
+    _create(core, namespace, _pod("sleeper"))
     pod = wait_for(lambda: _running(core, namespace, "sleeper"), timeout=90, what="pod Running and Ready")
     assert pod.spec.node_name == NODE_NAME
     assert pod.status.pod_ip.startswith(POD_SUBNET.rsplit(".", 2)[0] + ".")
@@ -74,7 +85,7 @@ def test_scheduled_pod_runs_with_real_container_status(cluster, kube_api, namesp
 def test_service_cluster_ip_reaches_the_pod(kube_api, namespace):
     """kube-proxy routes a Service's cluster IP to the pod behind it."""
     core = client.CoreV1Api(kube_api)
-    core.create_namespaced_pod(namespace, _pod("web", "-listen", ":8080", labels={"app": "web"}))
+    _create(core, namespace, _pod("web", "-listen", ":8080", labels={"app": "web"}))
     service = {
         "metadata": {"name": "web"},
         "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
@@ -90,3 +101,29 @@ def test_service_cluster_ip_reaches_the_pod(kube_api, namespace):
             return None
 
     assert wait_for(answer, timeout=60, what=f"an answer from service IP {ip}") == "web"
+
+
+def test_pod_reaches_the_api_server_with_in_cluster_config(cluster, kube_api, namespace, tmp_path):
+    """A pod authenticates to the API server with its projected token through the kubernetes Service."""
+    kubectl = find_binary("kubectl").resolve()
+    image = one_layer_image(
+        "localhost/falco-reporter/kubectl-test:1",
+        {"kubectl": (kubectl.read_bytes(), 0o755)},
+        ["/kubectl"],
+        tmp_path / "kubectl.tar",
+    )
+    import_image(cluster.node.ctr, image)
+    core = client.CoreV1Api(kube_api)
+    pod = _pod("whoami", "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
+    pod["spec"]["containers"][0]["image"] = image.name
+    pod["spec"]["restartPolicy"] = "Never"
+    _create(core, namespace, pod)
+
+    def finished() -> str | None:
+        phase = core.read_namespaced_pod("whoami", namespace).status.phase
+        return phase if phase in ("Succeeded", "Failed") else None
+
+    phase = wait_for(finished, timeout=90, what="the in-cluster kubectl pod to finish")
+    log = core.read_namespaced_pod_log("whoami", namespace)
+    assert phase == "Succeeded", log
+    assert log.strip() == f"system:serviceaccount:{namespace}:default"

@@ -150,13 +150,16 @@ def _new_ca(cn: str) -> tuple[x509.Certificate, _Key]:
     return ca_cert, ca_key
 
 
-def generate_certs(directory: Path) -> CertPaths:
-    """Create the CA, apiserver serving cert, admin client cert and SA key pair in ``directory``."""
+def generate_certs(directory: Path, extra_ips: tuple[str, ...] = ()) -> CertPaths:
+    """Create the CA, apiserver serving cert, admin client cert and SA key pair in ``directory``.
+
+    ``extra_ips`` are added to the serving certificate (the host address pods reach it at).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     paths = CertPaths.in_dir(directory)
     ca_cert, ca_key = _new_ca("falco-reporter-devcluster-ca")
     sans: list[x509.GeneralName] = [x509.DNSName(d) for d in SERVING_DNS]
-    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in SERVING_IPS]
+    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in (*SERVING_IPS, *extra_ips)]
     serving, serving_key = _leaf(
         _name("kube-apiserver"), ca_cert, ca_key, ExtendedKeyUsageOID.SERVER_AUTH, sans
     )

@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -25,12 +24,19 @@ from . import procs
 from .binaries import find_binary
 from .images import import_image, pause_image
 from .net import free_ports, probe
+from .node_config import (
+    BRIDGE,
+    NODE_NAME,
+    POD_SUBNET,
+    NodePaths,
+    cni_config,
+    containerd_config,
+    kube_proxy_config,
+    kubelet_config,
+)
 
-NODE_NAME = "falco-reporter-node"
-BRIDGE = "frnode0"
-POD_SUBNET = "10.244.0.0/24"
-CNI_BIN = Path("/usr/lib/cni")
-CNI_NETWORK = "falco-reporter-node"
+__all__ = ["NODE_NAME", "POD_SUBNET", "LocalNode", "NodeStartError", "cleanup", "node_processes"]
+
 # Stop order: the scheduler and kube-proxy first, then the kubelet, containerd, and its shims.
 COMPONENTS = ("kube-scheduler", "kube-proxy", "kubelet", "containerd", "containerd-shim-runc-v2")
 
@@ -39,130 +45,8 @@ class NodeStartError(procs.ProcessFailedError):
     """The node did not come up; the message carries the failing component's log tail."""
 
 
-@dataclass(frozen=True)
-class NodePaths:
-    """The node's files, all under ``root``."""
-
-    root: Path
-
-    @property
-    def socket(self) -> Path:
-        return self.root / "containerd" / "containerd.sock"
-
-    @property
-    def runc_root(self) -> Path:
-        return self.root / "runc"
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
-
-
 def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-
-
-def containerd_config(paths: NodePaths, sandbox_image: str) -> str:
-    """containerd 1.6 config (version 2): private root/state/socket, CRI on, runc, our CNI dir."""
-    cri = 'plugins."io.containerd.grpc.v1.cri"'
-    runc = f"{cri}.containerd.runtimes.runc"
-    return "\n".join(
-        [
-            "version = 2",
-            f'root = "{paths.root / "containerd" / "root"}"',
-            f'state = "{paths.root / "containerd" / "state"}"',
-            "[grpc]",
-            f'  address = "{paths.socket}"',
-            "[ttrpc]",
-            f'  address = "{paths.socket}.ttrpc"',
-            f"[{cri}]",
-            f'  sandbox_image = "{sandbox_image}"',
-            # No CAP_SYS_RESOURCE in this kind of sandbox: negative oom_score_adj would fail every pod.
-            "  restrict_oom_score_adj = true",
-            f"[{cri}.containerd]",
-            '  snapshotter = "overlayfs"',
-            '  default_runtime_name = "runc"',
-            f"[{runc}]",
-            '  runtime_type = "io.containerd.runc.v2"',
-            f"[{runc}.options]",
-            "  SystemdCgroup = false",
-            f'  Root = "{paths.runc_root}"',
-            f"[{cri}.cni]",
-            f'  bin_dir = "{CNI_BIN}"',
-            f'  conf_dir = "{paths.root / "cni" / "net.d"}"',
-            "",
-        ]
-    )
-
-
-def cni_config(paths: NodePaths) -> dict[str, object]:
-    """Bridge with masquerade and host-local IPs, plus firewall (pod traffic passes a DROP policy)."""
-    ipam = {
-        "type": "host-local",
-        "ranges": [[{"subnet": POD_SUBNET}]],
-        "routes": [{"dst": "0.0.0.0/0"}],
-        "dataDir": str(paths.root / "cni" / "ipam"),
-    }
-    return {
-        "cniVersion": "1.0.0",
-        "name": CNI_NETWORK,
-        "plugins": [
-            {
-                "type": "bridge",
-                "bridge": BRIDGE,
-                "isGateway": True,
-                "ipMasq": True,
-                "hairpinMode": True,
-                "ipam": ipam,
-            },
-            {"type": "portmap", "capabilities": {"portMappings": True}},
-            {"type": "firewall"},
-        ],
-    }
-
-
-def kubelet_config(paths: NodePaths, port: int, healthz: int) -> dict[str, object]:
-    """KubeletConfiguration for this kernel and sandbox (see ../shared/notes/real-node.md)."""
-    return {
-        "apiVersion": "kubelet.config.k8s.io/v1beta1",
-        "kind": "KubeletConfiguration",
-        "failCgroupV1": False,
-        "cgroupDriver": "cgroupfs",
-        "cgroupsPerQOS": False,
-        "enforceNodeAllocatable": [],
-        "containerRuntimeEndpoint": f"unix://{paths.socket}",
-        "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": False}},
-        "authorization": {"mode": "AlwaysAllow"},
-        "address": "127.0.0.1",
-        "port": port,
-        "readOnlyPort": 0,
-        "healthzBindAddress": "127.0.0.1",
-        "healthzPort": healthz,
-        "failSwapOn": False,
-        # The pause and test images exist only locally: never collect them.
-        "imageGCHighThresholdPercent": 100,
-        "imageGCLowThresholdPercent": 99,
-        "evictionHard": {"nodefs.available": "1%", "imagefs.available": "1%", "memory.available": "10Mi"},
-        "podLogsDir": str(paths.root / "pod-logs"),
-        "serializeImagePulls": False,
-        "syncFrequency": "5s",
-        "nodeStatusUpdateFrequency": "5s",
-    }
-
-
-def kube_proxy_config(kubeconfig: Path, healthz: int, metrics: int) -> dict[str, object]:
-    return {
-        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
-        "kind": "KubeProxyConfiguration",
-        "mode": "iptables",
-        "clientConnection": {"kubeconfig": str(kubeconfig)},
-        "hostnameOverride": NODE_NAME,
-        "clusterCIDR": POD_SUBNET,
-        "healthzBindAddress": f"127.0.0.1:{healthz}",
-        "metricsBindAddress": f"127.0.0.1:{metrics}",
-        # Leave the host's conntrack sysctls alone.
-        "conntrack": {"maxPerCore": 0, "min": 0},
-    }
 
 
 class LocalNode:
@@ -174,6 +58,10 @@ class LocalNode:
         self.detached = detached
         self.timeout = timeout
         self._procs: dict[str, procs.Popen] = {}
+        # The address the node registers and its kubelet serves on (logs, exec): the host's when
+        # there is one, so the API server can reach it and pods can reach the API server.
+        self.node_ip = "127.0.0.1"
+        self.client_ca: Path | None = None
 
     @property
     def pids(self) -> dict[str, int]:
@@ -216,7 +104,9 @@ class LocalNode:
             ],
         )
         kubelet_yaml = p.root / "config" / "kubelet.yaml"
-        kubelet_yaml.write_text(yaml.safe_dump(kubelet_config(p, kubelet_port, kubelet_healthz)))
+        kubelet_yaml.write_text(
+            yaml.safe_dump(kubelet_config(p, self.node_ip, kubelet_port, kubelet_healthz, self.client_ca))
+        )
         self._spawn(
             "kubelet",
             find_binary("kubelet"),
@@ -226,7 +116,7 @@ class LocalNode:
                 f"--hostname-override={NODE_NAME}",
                 f"--root-dir={p.root / 'kubelet'}",
                 f"--cert-dir={p.root / 'kubelet-pki'}",
-                "--node-ip=127.0.0.1",
+                f"--node-ip={self.node_ip}",
             ],
         )
         self._wait("kubelet", lambda: probe(f"http://127.0.0.1:{kubelet_healthz}/healthz"))
