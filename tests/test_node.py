@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 import tarfile
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +19,7 @@ from kubernetes import client
 
 from falco_reporter.devcluster.binaries import find_binary
 from falco_reporter.devcluster.images import PAUSE_IMAGE, import_image, one_layer_image
-from falco_reporter.devcluster.node import NODE_NAME, POD_SUBNET
+from falco_reporter.devcluster.node import BRIDGE, NODE_NAME, POD_SUBNET, node_processes, pod_netns
 from tests.operator_proc import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.node]
@@ -127,3 +129,19 @@ def test_pod_reaches_the_api_server_with_in_cluster_config(cluster, kube_api, na
     log = core.read_namespaced_pod_log("whoami", namespace)
     assert phase == "Succeeded", log
     assert log.strip() == f"system:serviceaccount:{namespace}:default"
+
+
+def test_node_teardown_leaves_nothing_behind(cluster, kube_api, namespace):
+    """Stopping the node (this test is last: it ends the session's node) removes everything it made."""
+    core = client.CoreV1Api(kube_api)
+    _create(core, namespace, _pod("last"))
+    wait_for(lambda: _running(core, namespace, "last"), timeout=90, what="a pod to tear down")
+    root = cluster.node.paths.root
+    assert node_processes(root) and pod_netns()
+    cluster.node.stop()
+    assert node_processes(root) == {}
+    assert not [m for m in Path("/proc/self/mountinfo").read_text().splitlines() if f"{root}/" in m]
+    assert pod_netns() == []
+    assert not Path(f"/sys/class/net/{BRIDGE}").exists()
+    chains = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+    assert [line for line in chains.splitlines() if "CNI-" in line or "KUBE-" in line] == []

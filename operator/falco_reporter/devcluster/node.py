@@ -35,7 +35,16 @@ from .node_config import (
     kubelet_config,
 )
 
-__all__ = ["NODE_NAME", "POD_SUBNET", "LocalNode", "NodeStartError", "cleanup", "node_processes"]
+__all__ = [
+    "BRIDGE",
+    "NODE_NAME",
+    "POD_SUBNET",
+    "LocalNode",
+    "NodeStartError",
+    "cleanup",
+    "node_processes",
+    "pod_netns",
+]
 
 # Stop order: the scheduler and kube-proxy first, then the kubelet, containerd, and its shims.
 COMPONENTS = ("kube-scheduler", "kube-proxy", "kubelet", "containerd", "containerd-shim-runc-v2")
@@ -246,7 +255,7 @@ def _drain(root: Path, kubeconfig: Path) -> None:
         time.sleep(0.2)
 
 
-def _pod_netns() -> list[str]:
+def pod_netns() -> list[str]:
     """Network namespaces containerd pinned under /run/netns that hold an address of our pod subnet."""
     subnet = ipaddress.ip_network(POD_SUBNET)
     ours = []
@@ -278,7 +287,7 @@ def cleanup(root: Path, kubeconfig: Path | None = None) -> list[str]:
         if _run(["umount", point], 30).returncode != 0:
             _run(["umount", "-l", point], 30)
         done.append(f"unmounted {point}")
-    for name in _pod_netns():
+    for name in pod_netns():
         _run(["ip", "netns", "delete", name], 30)
         done.append(f"deleted pod network namespace {name}")
     if Path(f"/sys/class/net/{BRIDGE}").exists():
