@@ -25,7 +25,7 @@ help:
 	@echo "make demo   - local control plane + operator + sample alerts, prints reports"
 	@echo "make test   - the whole test suite against a real kube-apiserver and etcd"
 	@echo "make lint   - ruff, mypy --strict, import-linter layer contracts"
-	@echo "make cluster-bins / cluster-up / cluster-down / crds / helm-lint / image / llm-setup / bench / clean"
+	@echo "make cluster-bins / cluster-up [NODE=1] / cluster-down / crds / helm-lint / image / llm-setup / bench / clean"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
