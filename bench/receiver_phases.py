@@ -199,7 +199,6 @@ def unique(bench: Bench) -> None:
 def sequential(bench: Bench) -> None:
     print("\n[3] one request at a time (Falcosidekick's maxconcurrentrequests=1 behaviour)", flush=True)
     rec = bench.start_receiver()
-    bench.row("through a real Falcosidekick", "blocked: falcosidekick cannot be built here", "", "", "", None)
     ns = bench.ns("seq")
     noop_port = S.free_port()
     noop = S.start_module("noop", "--port", str(noop_port))

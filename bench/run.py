@@ -15,7 +15,8 @@ Measurements (all in one run, each next to its reference):
    directly through the API server with the same concurrency (interleaved rounds, so background
    load hits both alike);
 3. a sequential sender (one request at a time, as Falcosidekick with maxconcurrentrequests=1):
-   receiver vs no-op server; Falcosidekick itself cannot be built here;
+   receiver vs no-op server; then a real Falcosidekick 2.34.1 delivering into the receiver vs into the
+   no-op server (``sidekick``): delivery rate and loss, from its own /metrics;
 4. POST -> AlertReport latency at a steady 50 alerts/s with the built-in writer (seen via a watch),
    beside the same at 20/s, with the CPU each alert costs the operator and the API server;
 5. an LLM storm (10,000 alerts, 20 patterns x 50 pods) with a fake model sleeping like a real one,
@@ -43,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import operator_phases, receiver_phases, storm_phase  # noqa: E402
+from bench import operator_phases, receiver_phases, sidekick_phase, storm_phase  # noqa: E402
 from bench.harness import Bench, fmt  # noqa: E402
 
 # Phases 1-3 share one receiver process; its memory is noted after each.
@@ -51,6 +52,7 @@ RECEIVER_PHASES: dict[str, Callable[[Bench], None]] = {
     "dup": receiver_phases.dup,
     "unique": receiver_phases.unique,
     "sequential": receiver_phases.sequential,
+    "sidekick": sidekick_phase.sidekick,
 }
 
 
@@ -109,12 +111,13 @@ def main() -> int:
     )
     p.add_argument("--profile", action="store_true", help="record py-spy profiles of the receiver")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, profiles)")
-    p.add_argument("--phases", default="dup,unique,sequential,latency,storm,memory")
+    p.add_argument("--phases", default="dup,unique,sequential,sidekick,latency,storm,memory")
     p.add_argument("--dup-count", type=int, default=200_000)
     p.add_argument("--dup-seconds", type=float, default=20)
     p.add_argument("--unique-count", type=int, default=10_000)
     p.add_argument("--unique-rounds", type=int, default=4)
     p.add_argument("--seq-count", type=int, default=3000)
+    p.add_argument("--fsk-count", type=int, default=1500, help="alerts per Falcosidekick round")
     p.add_argument("--latency-count", type=int, default=1500)
     p.add_argument("--storm-count", type=int, default=10_000)
     p.add_argument("--storm-timeout", type=float, default=240)
@@ -124,15 +127,15 @@ def main() -> int:
     args = p.parse_args()
     if args.quick:
         args.dup_count, args.dup_seconds, args.unique_count, args.unique_rounds = 20_000, 5, 1000, 2
-        args.seq_count, args.latency_count, args.storm_count = 600, 250, 2000
+        args.seq_count, args.latency_count, args.storm_count, args.fsk_count = 600, 250, 2000, 500
     started = time.monotonic()
     bench = Bench(args)
     phases = args.phases.split(",")
     try:
         bench.setup()
-        for phase in ("dup", "unique", "sequential"):
+        for phase, run_phase in RECEIVER_PHASES.items():
             if phase in phases:
-                RECEIVER_PHASES[phase](bench)
+                run_phase(bench)
                 bench.note_receiver_memory()
         if "latency" in phases:
             operator_phases.latency(bench)

@@ -5,6 +5,9 @@ are marked ``@pytest.mark.cluster``. The cluster is started lazily, once per ses
 binaries in ``bin/`` (``make cluster-bins``) and always stopped at the end, with the CRDs from
 ``crds/`` applied.
 
+Tests marked ``@pytest.mark.node`` need a real node (root, containerd, kubelet: ``make e2e``); they run
+only when selected with ``-m node``, and then the session's cluster starts with one.
+
 Set ``FALCO_REPORTER_TEST_KUBECONFIG=/path/to/kubeconfig`` to run against an existing cluster
 instead (for example one from ``make cluster-up``); it is then neither started nor stopped, and the
 CRDs are still applied to it.
@@ -41,15 +44,26 @@ class ExistingCluster:
         return find_binary("kubectl")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave node tests out unless ``-m`` names them: they need root and install a container runtime."""
+    if "node" in (config.getoption("markexpr") or ""):
+        return
+    keep = [i for i in items if i.get_closest_marker("node") is None]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep
+
+
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[LocalCluster | ExistingCluster]:
+def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster | ExistingCluster]:
     """The session's control plane (CRDs from crds/ applied); stopped after the last test."""
     existing = os.environ.get("FALCO_REPORTER_TEST_KUBECONFIG")
     if existing:
         apply_crds(existing, ROOT / "crds")
         yield ExistingCluster(Path(existing))
         return
-    with LocalCluster() as local:
+    node = any(item.get_closest_marker("node") for item in request.session.items)
+    with LocalCluster(node=node) as local:
         apply_crds(local.kubeconfig, ROOT / "crds")
         yield local
 

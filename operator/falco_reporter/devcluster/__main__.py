@@ -22,6 +22,8 @@ from .certs import CertPaths
 from .cluster import STATE_FILE, ClusterStartError, LocalCluster
 from .crds import CrdApplyError, apply_crds
 from .net import admin_context, probe
+from .node import NodeStartError
+from .node import cleanup as node_cleanup
 
 DEFAULT_STATE_DIR = REPO_ROOT / ".devcluster"
 COMPONENTS = ("kube-controller-manager", "kube-apiserver", "etcd")  # stop order
@@ -35,6 +37,7 @@ STATE_ENTRIES = (
     "logs",
     "apiserver",
     "controller-manager",
+    "node",
 )
 
 
@@ -83,6 +86,10 @@ def _running(state_dir: Path, state: dict[str, Any]) -> bool:
 
 def down(state_dir: Path) -> int:
     """Stop the cluster in ``state_dir`` (verified via /proc) and remove its state."""
+    # The node first (containers, kubelet, containerd, mounts, bridge, iptables), while the API is up.
+    node_dir = state_dir / "node"
+    for done in node_cleanup(node_dir, state_dir / "kubeconfig") if node_dir.exists() else []:
+        _err(done)
     live = find_processes(state_dir)
     # Without etcd the apiserver's graceful shutdown hangs, and there is nothing left to save.
     grace = 10.0 if "etcd" in live.values() else 2.0
@@ -102,10 +109,14 @@ def down(state_dir: Path) -> int:
     return 0
 
 
-def up(state_dir: Path, crd_dir: Path, controller_manager: bool) -> int:
+def up(state_dir: Path, crd_dir: Path, controller_manager: bool, node: bool = False) -> int:
     """Start a detached cluster in ``state_dir`` unless one runs there; (re)apply the CRDs."""
     state = _read_state(state_dir)
-    if state is not None and _running(state_dir, state):
+    if (
+        state is not None
+        and _running(state_dir, state)
+        and node == (state_dir / "node" / "node.json").exists()
+    ):
         kubeconfig = Path(state["kubeconfig"])
         _err(f"devcluster already running: {state['server']}")
     else:
@@ -113,8 +124,10 @@ def up(state_dir: Path, crd_dir: Path, controller_manager: bool) -> int:
             _err("cleaning up a stale devcluster first")
             down(state_dir)
         try:
-            cluster = LocalCluster(state_dir, controller_manager=controller_manager, detached=True).start()
-        except (ClusterStartError, BinaryNotFoundError) as exc:
+            cluster = LocalCluster(
+                state_dir, controller_manager=controller_manager, detached=True, node=node
+            ).start()
+        except (ClusterStartError, NodeStartError, BinaryNotFoundError) as exc:
             _err(f"error: {exc}")
             return 1
         kubeconfig = cluster.kubeconfig
@@ -163,10 +176,13 @@ def main(argv: list[str] | None = None) -> int:
         if name == "up":
             cmd.add_argument("--crds", type=Path, default=REPO_ROOT / "crds", help="CRD directory to apply")
             cmd.add_argument("--no-controller-manager", action="store_true")
+            cmd.add_argument(
+                "--node", action="store_true", help="also a node: containerd, kubelet, kube-proxy"
+            )
     args = parser.parse_args(argv)
     state_dir: Path = args.state_dir.resolve()
     if args.command == "up":
-        return up(state_dir, args.crds, not args.no_controller_manager)
+        return up(state_dir, args.crds, not args.no_controller_manager, args.node)
     if args.command == "down":
         return down(state_dir)
     return status(state_dir)

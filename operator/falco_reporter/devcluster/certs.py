@@ -125,12 +125,9 @@ def _key_pem(key: _Key | rsa.RSAPrivateKey) -> bytes:
     )
 
 
-def generate_certs(directory: Path) -> CertPaths:
-    """Create the CA, apiserver serving cert, admin client cert and SA key pair in ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = CertPaths.in_dir(directory)
+def _new_ca(cn: str) -> tuple[x509.Certificate, _Key]:
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name("falco-reporter-devcluster-ca")
+    ca_name = _name(cn)
     ca_cert = (
         _builder(ca_name, ca_name, ca_key)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -150,8 +147,19 @@ def generate_certs(directory: Path) -> CertPaths:
         )
         .sign(ca_key, hashes.SHA256())
     )
+    return ca_cert, ca_key
+
+
+def generate_certs(directory: Path, extra_ips: tuple[str, ...] = ()) -> CertPaths:
+    """Create the CA, apiserver serving cert, admin client cert and SA key pair in ``directory``.
+
+    ``extra_ips`` are added to the serving certificate (the host address pods reach it at).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = CertPaths.in_dir(directory)
+    ca_cert, ca_key = _new_ca("falco-reporter-devcluster-ca")
     sans: list[x509.GeneralName] = [x509.DNSName(d) for d in SERVING_DNS]
-    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in SERVING_IPS]
+    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in (*SERVING_IPS, *extra_ips)]
     serving, serving_key = _leaf(
         _name("kube-apiserver"), ca_cert, ca_key, ExtendedKeyUsageOID.SERVER_AUTH, sans
     )
@@ -171,4 +179,42 @@ def generate_certs(directory: Path) -> CertPaths:
     _write(
         paths.sa_pub, sa_key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
+    return paths
+
+
+@dataclass(frozen=True)
+class MutualTlsPaths:
+    """PEM files written by :func:`generate_mutual_tls`: one CA, a server and a client pair."""
+
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def generate_mutual_tls(directory: Path, ca_name: str = "falco-reporter-webhook-ca") -> MutualTlsPaths:
+    """A CA with a loopback server certificate (receiver) and a client certificate (the sender).
+
+    Each call makes a new CA, so two directories give two trust domains (for refused-client tests).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = MutualTlsPaths(
+        *(directory / name for name in ("ca.crt", "server.crt", "server.key", "client.crt", "client.key"))
+    )
+    ca_cert, ca_key = _new_ca(ca_name)
+    sans: list[x509.GeneralName] = [
+        x509.DNSName("localhost"),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+    ]
+    server, server_key = _leaf(
+        _name("falco-reporter"), ca_cert, ca_key, ExtendedKeyUsageOID.SERVER_AUTH, sans
+    )
+    client, client_key = _leaf(_name("falcosidekick"), ca_cert, ca_key, ExtendedKeyUsageOID.CLIENT_AUTH)
+    pem = serialization.Encoding.PEM
+    _write(paths.ca_cert, ca_cert.public_bytes(pem))
+    _write(paths.server_cert, server.public_bytes(pem))
+    _write(paths.server_key, _key_pem(server_key), private=True)
+    _write(paths.client_cert, client.public_bytes(pem))
+    _write(paths.client_key, _key_pem(client_key), private=True)
     return paths

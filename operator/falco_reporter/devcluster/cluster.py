@@ -18,7 +18,16 @@ from . import procs
 from .binaries import find_binary, optional_binary
 from .certs import CertPaths, generate_certs
 from .crds import apply_crds
-from .net import admin_context, free_port, free_ports, probe, unverified_context, write_kubeconfig
+from .net import (
+    admin_context,
+    free_port,
+    free_ports,
+    host_address,
+    probe,
+    unverified_context,
+    write_kubeconfig,
+)
+from .node import LocalNode
 
 __all__ = ["ClusterStartError", "LocalCluster", "Ports", "apply_crds", "free_port"]
 
@@ -29,6 +38,11 @@ _ATTEMPTS = 2
 CONTROLLERS = (
     "garbage-collector-controller,namespace-controller,serviceaccount-token-controller,"
     "clusterrole-aggregation-controller"
+)
+# With a node, workloads and Services work as in a real cluster.
+NODE_CONTROLLERS = (
+    "node-lifecycle-controller,deployment-controller,replicaset-controller,endpointslice-controller,"
+    "serviceaccount-controller,root-ca-certificate-publisher-controller"
 )
 
 
@@ -61,6 +75,7 @@ class LocalCluster:
         controller_manager: bool = True,
         detached: bool = False,
         timeout: float = 60.0,
+        node: bool = False,
     ) -> None:
         self._owns_dir = state_dir is None
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="falco-reporter-cluster-")).resolve()
@@ -74,6 +89,10 @@ class LocalCluster:
         self.timeout = timeout
         self.startup_seconds: float | None = None
         self._procs: dict[str, procs.Popen] = {}
+        self.host_ip: str | None = None
+        self.node: LocalNode | None = (
+            LocalNode(self.state_dir / "node", self.kubeconfig, detached=detached) if node else None
+        )
 
     # --- public ---------------------------------------------------------------------------------
 
@@ -113,8 +132,10 @@ class LocalCluster:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the components (controller-manager and apiserver before etcd); idempotent."""
+        """Stop the node (if any), then controller-manager and apiserver before etcd; idempotent."""
         procs.unregister(id(self))
+        if self.node is not None:
+            self.node.stop()
         order = [n for n in ("kube-controller-manager", "kube-apiserver") if n in self._procs]
         etcd = self._procs.get("etcd")
         # Without etcd the apiserver's graceful shutdown hangs, and there is nothing left to save.
@@ -163,12 +184,20 @@ class LocalCluster:
             self._start_controller_manager(binary)
         else:
             self.ports.controller_manager = 0
+        if self.node is not None:
+            self.node.start()
 
     def _prepare(self) -> None:
         # Every start is a fresh cluster: old etcd data would hold objects signed by an old CA.
         shutil.rmtree(self.state_dir / "etcd", ignore_errors=True)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        generate_certs(self.certs.ca_cert.parent)
+        # Pods reach the API server through the `kubernetes` Service, whose endpoint must be an
+        # address routable from their network: the host's, when there is a node.
+        self.host_ip = host_address() if self.node is not None else None
+        if self.node is not None:
+            self.node.client_ca = self.certs.ca_cert
+            self.node.node_ip = self.host_ip or self.node.node_ip
+        generate_certs(self.certs.ca_cert.parent, (self.host_ip,) if self.host_ip else ())
         self.ports = Ports(*free_ports(4))
         self.server = f"https://127.0.0.1:{self.ports.apiserver}"
         write_kubeconfig(self.kubeconfig, self.server, self.certs)
@@ -218,7 +247,6 @@ class LocalCluster:
             find_binary("kube-apiserver"),
             [
                 f"--etcd-servers=http://127.0.0.1:{self.ports.etcd_client}",
-                "--bind-address=127.0.0.1",
                 f"--secure-port={self.ports.apiserver}",
                 f"--cert-dir={self.state_dir / 'apiserver'}",
                 f"--tls-cert-file={c.serving_cert}",
@@ -230,14 +258,33 @@ class LocalCluster:
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 f"--service-account-key-file={c.sa_pub}",
                 f"--service-account-signing-key-file={c.sa_key}",
+                *self._reach_args(),
+            ],
+        )
+        self._wait("kube-apiserver", proc, log, f"{self.server}/readyz", self.ssl_context())
+
+    def _reach_args(self) -> list[str]:
+        """Who can reach the API server, and whether pods get ServiceAccount tokens."""
+        if self.host_ip is None:
+            return [
+                "--bind-address=127.0.0.1",
                 # Without a ServiceAccount controller there is no default SA for the plugin to inject.
                 "--disable-admission-plugins=ServiceAccount",
                 # Loopback only: no default route may exist, and nothing must reconcile a real endpoint.
                 "--advertise-address=127.0.0.1",
                 "--endpoint-reconciler-type=none",
-            ],
-        )
-        self._wait("kube-apiserver", proc, log, f"{self.server}/readyz", self.ssl_context())
+            ]
+        # A node's pods use in-cluster config: the `kubernetes` Service points at the host address
+        # (the serving certificate names it), and the ServiceAccount plugin projects their tokens.
+        return [
+            "--bind-address=0.0.0.0",  # loopback for us, the host address for pods
+            f"--advertise-address={self.host_ip}",
+            "--endpoint-reconciler-type=lease",
+            # Logs and exec: the kubelet at its address, trusting our CA's admin certificate.
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-client-certificate={self.certs.admin_cert}",
+            f"--kubelet-client-key={self.certs.admin_key}",
+        ]
 
     def _start_controller_manager(self, binary: Path) -> None:
         config = self.state_dir / "controller-manager.kubeconfig"
@@ -247,7 +294,7 @@ class LocalCluster:
             binary,
             [
                 f"--kubeconfig={config}",
-                f"--controllers={CONTROLLERS}",
+                f"--controllers={CONTROLLERS}" + (f",{NODE_CONTROLLERS}" if self.node else ""),
                 "--use-service-account-credentials=false",
                 "--leader-elect=false",
                 f"--service-account-private-key-file={self.certs.sa_key}",

@@ -37,6 +37,20 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
+def host_address() -> str | None:
+    """The IPv4 address of the interface holding the default route, or None without one.
+
+    A UDP socket's connect only picks the route; no packet is sent.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(("203.0.113.1", 9))  # TEST-NET-3: any address routed by default would do
+        except OSError:
+            return None
+        address = str(sock.getsockname()[0])
+    return None if address.startswith("127.") or address == "0.0.0.0" else address  # noqa: S104
+
+
 def probe(url: str, context: ssl.SSLContext | None = None) -> bool:
     """True if GET ``url`` answers 200; any connection, TLS or HTTP error is just 'not yet'."""
     try:

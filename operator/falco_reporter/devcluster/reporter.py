@@ -35,12 +35,16 @@ class FalcoReporterProcess:
         extra: list[str] | None = None,
         log_dir: Path | None = None,
         port: int | None = None,
+        health_port: int | None = None,
     ) -> None:
         self.kubeconfig = kubeconfig
         self.mode = mode
         self.extra = extra or []
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # With --health-bind (needed under mutual TLS) probes and /metrics are plain HTTP there.
+        self.health_port = health_port
+        self.health_url = f"http://127.0.0.1:{health_port}" if health_port else self.url
         self.log_path = (
             log_dir or Path(tempfile.gettempdir())
         ) / f"falco-reporter-{self.mode}-{self.port}.log"
@@ -61,6 +65,8 @@ class FalcoReporterProcess:
             "0.5",
             *self.extra,
         ]
+        if self.health_port:
+            args += ["--health-bind", f"127.0.0.1:{self.health_port}"]
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             args,
@@ -80,7 +86,7 @@ class FalcoReporterProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"falco-reporter exited {self.proc.returncode}:\n{self.log()}")
             try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as resp:  # noqa: S310 - our loopback URL
+                with urllib.request.urlopen(f"{self.health_url}/healthz", timeout=1) as resp:  # noqa: S310 - our loopback URL
                     if resp.status == 200:
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError):

@@ -1,0 +1,3 @@
+module falco-reporter.local/pause
+
+go 1.26
