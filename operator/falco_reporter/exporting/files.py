@@ -59,6 +59,7 @@ def render_files(reports: Iterable[dict[str, Any]], formats: frozenset[str]) -> 
     """Relative path -> content for every file of an export (pure, deterministic)."""
     files: dict[str, str] = {}
     index_rows: list[tuple[int, str, str, str, str, str, str]] = []
+    reports_by_incident: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for obj in sorted(reports, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"])):
         meta, spec = obj["metadata"], obj["spec"]
         base = f"{meta.get('namespace', '') or '_cluster'}/{meta['name']}"
@@ -75,6 +76,10 @@ def render_files(reports: Iterable[dict[str, Any]], formats: frozenset[str]) -> 
                     + mitigation["snippet"].rstrip("\n")
                     + "\n"
                 )
+        incident = spec.get("incident") or {}
+        if incident.get("id"):
+            own = {**incident, "time": (spec.get("occurrences") or {}).get("firstSeen", "")}
+            reports_by_incident.setdefault(incident["id"], []).append((base, own))
         review = (spec.get("review") or {}).get("state", "new")
         subject = spec.get("subject") or {}
         workload = subject.get("workload") or {}
@@ -89,8 +94,29 @@ def render_files(reports: Iterable[dict[str, Any]], formats: frozenset[str]) -> 
                 review,
             )
         )
-    files["README.md"] = _index(index_rows, formats)
+    files["README.md"] = _index(index_rows, formats) + _incidents(reports_by_incident, formats)
     return files
+
+
+def _incidents(groups: dict[str, list[tuple[str, dict[str, Any]]]], formats: frozenset[str]) -> str:
+    """One index section per incident of more than one report, its members in time order."""
+    shown = {k: v for k, v in groups.items() if len(v) > 1}
+    if not shown:
+        return ""
+    lines = ["", "## Incidents", ""]
+    suffix = ".md" if "markdown" in formats else ".yaml"
+    for incident_id in sorted(shown):
+        members = sorted(shown[incident_id], key=lambda m: (m[1].get("time", ""), m[0]))
+        first = members[0][1]
+        lines += [
+            f"### {incident_id}: {first.get('verdict', '')}, {first.get('severity', '')}",
+            "",
+            f"{first.get('subject', '')}, window from {first.get('windowStart', '')}.",
+            "",
+            *[f"- [{base}]({base}{suffix})" for base, _ in members],
+            "",
+        ]
+    return "\n".join(lines)
 
 
 def _index(rows: list[tuple[int, str, str, str, str, str, str]], formats: frozenset[str]) -> str:
