@@ -23,7 +23,13 @@ def storm(bench: Bench) -> None:
     ns = bench.ns("storm")
     run_id = f"{bench.run_id}s"
     patterns, pods = 20, 50
-    bench.kube.create_pods(ns, [f"{run_id}-pod-{i}" for i in range(pods)], "docker.io/library/nginx:1.27")
+    # Replicas of one workload: the answer cache is scoped per namespace and workload.
+    bench.kube.create_pods(
+        ns,
+        [f"{run_id}-pod-{i}" for i in range(pods)],
+        "docker.io/library/nginx:1.27",
+        replica_set=f"{run_id}-rs",
+    )
     port = S.free_port()
     # kopf logs into this process's logging: keep it in a file, not on the benchmark's terminal.
     logging.basicConfig(filename=bench.work / "in-process-operator.log", level=logging.INFO, force=True)

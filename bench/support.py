@@ -247,10 +247,40 @@ class Kube:
     def get(self, namespace: str, plural: str, name: str) -> dict[str, Any] | None:
         return CustomResources(self._kube, plural).find(namespace, name)
 
-    def create_pods(self, namespace: str, names: list[str], image: str) -> None:
+    def create_pods(self, namespace: str, names: list[str], image: str, *, replica_set: str = "") -> None:
+        """Bare pods, or replicas of one ReplicaSet (one workload, as the answer cache is per workload)."""
+        owners: list[dict[str, Any]] = []
+        if replica_set:
+            apps = client.AppsV1Api(self.core.api_client)
+            rs = {
+                "metadata": {"name": replica_set, "labels": {"app": "bench"}},
+                "spec": {
+                    "replicas": 0,
+                    "selector": {"matchLabels": {"app": "bench"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "bench"}},
+                        "spec": {"containers": [{"name": "app", "image": image}]},
+                    },
+                },
+            }
+            try:
+                created = apps.create_namespaced_replica_set(namespace, rs)
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                created = apps.read_namespaced_replica_set(replica_set, namespace)
+            owners = [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "name": replica_set,
+                    "uid": created.metadata.uid,
+                    "controller": True,
+                }
+            ]
         for name in names:
             body = {
-                "metadata": {"name": name, "labels": {"app": "bench"}},
+                "metadata": {"name": name, "labels": {"app": "bench"}, "ownerReferences": owners},
                 "spec": {"containers": [{"name": "app", "image": image}]},
             }
             try:
