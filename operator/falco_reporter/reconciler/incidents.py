@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,7 +22,14 @@ from falco_reporter.kube.errors import KubeError, KubeNotFound
 from falco_reporter.kube.resources import CustomResources
 from falco_reporter.models.report import AlertReportSpec, Incident, Severity, TimelineEntry
 from falco_reporter.models.resources import LABEL_INCIDENT
-from falco_reporter.reporting.incidents import entry_of, incident_key, judge_incident, material, with_incident
+from falco_reporter.reporting.incidents import (
+    entry_of,
+    epoch,
+    incident_key,
+    judge_incident,
+    material,
+    with_incident,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +47,9 @@ class IncidentTracker:
         self._gone: dict[Key, set[str]] = {}
         self._pending: dict[Key, asyncio.Task[None]] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
+        # Incidents whose window began before this process did may have members written by an
+        # earlier process: only those are read back from the API (off the report's path).
+        self._started = time.time()
 
     def key(self, namespace: str, subject: str, time: str) -> tuple[Key, str]:
         incident_id, start = incident_key(subject, time, self.window)
@@ -47,15 +58,16 @@ class IncidentTracker:
 
     async def join(self, namespace: str, subject: str, name: str, report: AlertReportSpec) -> Incident:
         """The incident block for a new report; schedules telling the others when it changed."""
-        key, _ = self.key(namespace, subject, report.occurrences.first_seen)
+        key, start = self.key(namespace, subject, report.occurrences.first_seen)
         async with self._locks.setdefault(key, asyncio.Lock()):
-            if key not in self._members:
-                self._members[key] = await asyncio.to_thread(self._load, key)
+            known = key in self._members
+            members = self._members.setdefault(key, {})
             before = self._incident(key)
-            self._members[key][name] = (entry_of(name, report), report.severity)
+            members[name] = (entry_of(name, report), report.severity)
             after = self._incident(key)
         assert after is not None
-        if before is not None and material(before) != material(after):
+        cold = not known and epoch(start) < self._started
+        if cold or (before is not None and material(before) != material(after)):
             self._schedule(key)
         return after
 
@@ -80,9 +92,6 @@ class IncidentTracker:
         items = self._reports.list(key[0], label_selector=f"{LABEL_INCIDENT}={key[1]}")
         return [r for r in items if (r.get("metadata") or {}).get("name") not in gone]
 
-    def _load(self, key: Key) -> dict[str, Member]:
-        return dict(_members(self._listed(key)))
-
     def _schedule(self, key: Key) -> None:
         task = self._pending.get(key)
         if task is None or task.done():
@@ -100,9 +109,10 @@ class IncidentTracker:
         metrics.INCIDENT_REFRESHES.inc()
         async with self._locks.setdefault(key, asyncio.Lock()):
             listed = await asyncio.to_thread(self._listed, key)
-            members = dict(_members(listed))
-            self._members[key] = members
-            self._gone.pop(key, None)
+            gone = self._gone.pop(key, set())
+            # Members joined here but not yet listed (their create is in flight) stay.
+            known = {n: m for n, m in (self._members.get(key) or {}).items() if n not in gone}
+            self._members[key] = known | dict(_members(listed))
             incident = self._incident(key)
         if incident is None:
             return 0

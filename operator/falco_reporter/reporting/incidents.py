@@ -66,7 +66,8 @@ def subject_of(alert: FalcoAlertSpec, enrichment: Enrichment) -> str:
     return f"host/{host}" if host else ""
 
 
-def _epoch(time: str) -> float:
+def epoch(time: str) -> float:
+    """Seconds since the epoch of an RFC 3339 time (nanoseconds allowed)."""
     text = time.strip().replace("Z", "+00:00")
     if "." in text:  # Python parses at most microseconds
         head, _, rest = text.partition(".")
@@ -78,7 +79,7 @@ def _epoch(time: str) -> float:
 
 def incident_key(subject: str, time: str, window: int) -> tuple[str, str]:
     """The deterministic incident id and window start (RFC 3339) for a subject at a time."""
-    start = int(_epoch(time) // window) * window
+    start = int(epoch(time) // window) * window
     start_text = datetime.fromtimestamp(start, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     digest = hashlib.sha256(f"{subject}\0{start}\0{window}".encode()).hexdigest()[:16]
     return f"inc-{digest}", start_text
