@@ -65,6 +65,25 @@ def _add_receiver_flags(p: argparse.ArgumentParser) -> None:
         "'run --no-receiver' (env FALCO_REPORTER_HEALTH_BIND; default: none)",
     )
     g.add_argument(
+        "--journal-dir",
+        default=_env("JOURNAL_DIR"),
+        help="keep a durable journal here and answer 202 once an alert is in it; a drainer stores "
+        "it while the API server may be away (env FALCO_REPORTER_JOURNAL_DIR; default: none, "
+        "answer 202 only once stored)",
+    )
+    g.add_argument(
+        "--journal-max-entries",
+        type=int,
+        default=int(_env("JOURNAL_MAX_ENTRIES", "100000")),
+        help="journal limit in alerts; when full, 503 with Retry-After (default %(default)s)",
+    )
+    g.add_argument(
+        "--journal-max-bytes",
+        type=int,
+        default=int(_env("JOURNAL_MAX_BYTES", str(256 * 1024 * 1024))),
+        help="journal limit in bytes of alerts; when full, 503 with Retry-After (default %(default)s)",
+    )
+    g.add_argument(
         "--flush-interval",
         type=float,
         default=float(_env("FLUSH_INTERVAL", "2")),
@@ -295,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         peering_priority=getattr(args, "peering_priority", 0),
         peering_lifetime=getattr(args, "peering_lifetime", 60),
         max_workers=getattr(args, "max_workers", 128),
+        journal=_journal_config(args),
     )
     try:
         if args.command == "receiver":
@@ -305,6 +325,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"falco-reporter: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _journal_config(args: argparse.Namespace) -> Any:
+    if not args.journal_dir or getattr(args, "no_receiver", False):
+        return None
+    from falco_reporter.receiver.journal import JournalConfig
+
+    return JournalConfig(Path(args.journal_dir), args.journal_max_entries, args.journal_max_bytes)
 
 
 def _receiver_settings(args: argparse.Namespace) -> Any:

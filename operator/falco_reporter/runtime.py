@@ -31,12 +31,14 @@ from falco_reporter.models.resources import (
 from falco_reporter.receiver.http import (
     ReadyProbe,
     ReceiverSettings,
-    build_app,
     build_health_app,
     cached_probe,
+    journal_probe,
     serve,
 )
 from falco_reporter.receiver.ingest import IngestConfig, IngestService
+from falco_reporter.receiver.journal import Journal, JournalConfig
+from falco_reporter.receiver.lifecycle import run_receiver as run_receiver_service
 from falco_reporter.reconciler import persistence
 from falco_reporter.reconciler.handlers import register
 from falco_reporter.reconciler.review import ReviewReconciler
@@ -68,6 +70,8 @@ class RunSettings:
     peering_lifetime: int = 60
     #: kopf workers (objects handled concurrently); bounds memory with a large backlog.
     max_workers: int = 128
+    #: The receiver's durable journal (None: store before answering, as without one).
+    journal: JournalConfig | None = None
 
 
 def report_service(
@@ -120,19 +124,21 @@ def _health_task(settings: RunSettings, stop: asyncio.Event, probe: ReadyProbe |
 
 
 def _receiver_tasks(settings: RunSettings, stop: asyncio.Event) -> list[asyncio.Task[None]]:
-    """The receiver's server and flusher (and the health server), as tasks that end (after a final
-    flush) when ``stop`` is set."""
+    """The receiver (server, then its final flush or drain) and the health server, as tasks that
+    end when ``stop`` is set."""
     probe: ReadyProbe | None = None
     tasks: list[asyncio.Task[None]] = []
     if settings.receiver is not None:
         service, probe = _ingest(settings)
-        tasks += [
-            asyncio.create_task(service.run_flusher(stop), name="receiver-flusher"),
+        journal = Journal(settings.journal) if settings.journal is not None else None
+        if journal is not None:
+            probe = journal_probe(journal)
+        tasks.append(
             asyncio.create_task(
-                serve(build_app(service, settings.receiver, probe), settings.receiver, stop),
-                name="receiver-server",
-            ),
-        ]
+                run_receiver_service(service, settings.receiver, probe, stop, journal=journal),
+                name="receiver",
+            )
+        )
     if settings.health_bind:
         tasks.append(_health_task(settings, stop, probe))
     return tasks

@@ -28,6 +28,18 @@ _PRIORITY_ALIASES = {p.lower(): p for p in PRIORITIES} | {
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_RULE_LENGTH = 512
 MAX_FIELDS = 512
+#: Output fields that may still differ between occurrences merged into one FalcoAlert; the status
+#: keeps the last 10 distinct values of each (``status.samples``), so merging loses no target.
+SAMPLED_FIELDS = (
+    "proc.cmdline",
+    "proc.pname",
+    "fd.name",
+    "fd.cip",
+    "fd.sip",
+    "user.name",
+    "container.id",
+    "ka.uri",
+)
 
 
 class InvalidAlert(ValueError):

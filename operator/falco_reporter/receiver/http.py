@@ -15,8 +15,9 @@ from aiohttp import web
 
 from falco_reporter import metrics
 from falco_reporter.kube.errors import KubeError, KubeInvalid, KubeUnavailable
-from falco_reporter.models.falco import InvalidAlert, normalise, parse_alert_body
-from falco_reporter.receiver.ingest import IngestService
+from falco_reporter.models.falco import FalcoAlertSpec, InvalidAlert, normalise, parse_alert_body
+from falco_reporter.receiver.ingest import IngestResult, IngestService
+from falco_reporter.receiver.journal import Journal, JournalFull
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +38,15 @@ ReadyProbe = Callable[[], Awaitable[bool]]
 SERVICE_KEY = web.AppKey("ingest", IngestService)
 SETTINGS_KEY = web.AppKey("settings", ReceiverSettings)
 PROBE_KEY: web.AppKey[ReadyProbe] = web.AppKey("ready_probe")
+JOURNAL_KEY = web.AppKey("journal", Journal)
 
 
 # Bound once: the series exist (at 0) from the start, and no label lookup per request.
-_ACCEPTED = {True: metrics.ALERTS_ACCEPTED.labels("created"), False: metrics.ALERTS_ACCEPTED.labels("merged")}
+_ACCEPTED = {
+    True: metrics.ALERTS_ACCEPTED.labels("created"),
+    False: metrics.ALERTS_ACCEPTED.labels("merged"),
+    None: metrics.ALERTS_ACCEPTED.labels("journaled"),
+}
 
 
 def _error(status: int, code: str, message: str, **headers: str) -> web.Response:
@@ -91,6 +97,9 @@ async def post_alert(request: web.Request) -> web.Response:
     except InvalidAlert as exc:
         return _error(400, "invalid_alert", str(exc))
     service = request.app[SERVICE_KEY]
+    journal = request.app.get(JOURNAL_KEY)
+    if journal is not None:
+        return await _journal(journal, service, spec, settings, started)
     # A repeat of a stored alert is counted without awaiting anything (no task, no timer).
     result = service.merge_known(spec)
     try:
@@ -107,12 +116,35 @@ async def post_alert(request: web.Request) -> web.Response:
         return _error(503, "api_unavailable", f"the alert was not stored: {exc}", **{"Retry-After": "2"})
     except KubeError as exc:
         return _error(503, "api_error", f"the alert was not stored: {exc}", **{"Retry-After": "5"})
+    return _accepted(result, started)
+
+
+def _accepted(result: IngestResult, started: float) -> web.Response:
     _ACCEPTED[result.created].inc()
     metrics.ACK_LATENCY.observe(time.perf_counter() - started)
     return web.json_response(
         {"status": "accepted", "namespace": result.namespace, "name": result.name, "created": result.created},
         status=202,
     )
+
+
+async def _journal(
+    journal: Journal, service: IngestService, spec: FalcoAlertSpec, settings: ReceiverSettings, started: float
+) -> web.Response:
+    """Journal mode: 202 once the alert is durably in the local journal; the drainer stores it."""
+    try:
+        async with asyncio.timeout(settings.request_timeout):
+            await journal.append(spec.model_dump_json(by_alias=True).encode())
+    except JournalFull as exc:
+        return _error(503, "journal_full", f"the alert was not accepted: {exc}", **{"Retry-After": "5"})
+    except TimeoutError:
+        return _error(
+            503,
+            "timeout",
+            f"not journaled within {settings.request_timeout:g}s; retry",
+            **{"Retry-After": "1"},
+        )
+    return _accepted(service.expected(spec), started)
 
 
 async def metrics_endpoint(_: web.Request) -> web.Response:
@@ -124,10 +156,11 @@ async def healthz(_: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when the API server answered recently: stop sending us alerts we could not store."""
+    """Ready when we can take alerts: the API server answered recently, or (with a journal) the
+    journal has room. Stop sending us alerts we could not keep."""
     if await request.app[PROBE_KEY]():
         return web.json_response({"status": "ready"})
-    return _error(503, "not_ready", "the Kubernetes API server is not reachable")
+    return _error(503, "not_ready", "alerts cannot be taken now (API server unreachable or journal full)")
 
 
 def _application(settings: ReceiverSettings, ready_probe: ReadyProbe) -> web.Application:
@@ -145,10 +178,17 @@ def _application(settings: ReceiverSettings, ready_probe: ReadyProbe) -> web.App
     return app
 
 
-def build_app(service: IngestService, settings: ReceiverSettings, ready_probe: ReadyProbe) -> web.Application:
+def build_app(
+    service: IngestService,
+    settings: ReceiverSettings,
+    ready_probe: ReadyProbe,
+    journal: Journal | None = None,
+) -> web.Application:
     """The receiver application (also mounted next to the operator in ``run``)."""
     app = _application(settings, ready_probe)
     app[SERVICE_KEY] = service
+    if journal is not None:
+        app[JOURNAL_KEY] = journal
     app.add_routes([web.post("/v1/alerts", post_alert)])
     return app
 
@@ -170,6 +210,15 @@ def ssl_context(settings: ReceiverSettings) -> ssl.SSLContext | None:
         ctx.load_verify_locations(settings.tls_client_ca)
         ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
+
+
+def journal_probe(journal: Journal) -> ReadyProbe:
+    """With a journal the receiver takes alerts while the API server is away: ready unless full."""
+
+    async def probe() -> bool:
+        return not journal.full
+
+    return probe
 
 
 def cached_probe(check: Callable[[], bool], ttl: float = 5.0) -> ReadyProbe:
