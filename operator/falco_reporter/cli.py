@@ -53,6 +53,18 @@ def _add_receiver_flags(p: argparse.ArgumentParser) -> None:
         help="require client certificates signed by this CA (mutual TLS)",
     )
     g.add_argument(
+        "--tls-client-subject",
+        action="append",
+        default=[s for s in _env("TLS_CLIENT_SUBJECTS").split(",") if s],
+        help="with --tls-client-ca: accept only client certificates with this common name (or "
+        "whole subject, CN=..,O=..); repeatable (env FALCO_REPORTER_TLS_CLIENT_SUBJECTS, comma-separated)",
+    )
+    g.add_argument(
+        "--metrics-token-file",
+        default=_env("METRICS_TOKEN_FILE"),
+        help="require this bearer token on /metrics (env FALCO_REPORTER_METRICS_TOKEN_FILE; default: open)",
+    )
+    g.add_argument(
         "--fallback-namespace",
         default=_env("NAMESPACE", "falco-reporter"),
         help="namespace for alerts that name no existing namespace (env FALCO_REPORTER_NAMESPACE)",
@@ -299,13 +311,20 @@ def main(argv: list[str] | None = None) -> int:
     except LLMConfigError as exc:
         print(f"falco-reporter: {exc}", file=sys.stderr)
         return 2
+    from falco_reporter.receiver.secrets import SecretFileError
+
+    try:
+        receiver = None if getattr(args, "no_receiver", False) else _receiver_settings(args)
+    except SecretFileError as exc:
+        print(f"falco-reporter: {exc}", file=sys.stderr)
+        return 2
     settings = runtime.RunSettings(
         kubeconfig=args.kubeconfig,
         namespaces=tuple(getattr(args, "namespace", ()) or ()),
         fallback_namespace=args.fallback_namespace,
         peering=getattr(args, "peering", ""),
         liveness=getattr(args, "liveness", ""),
-        receiver=None if getattr(args, "no_receiver", False) else _receiver_settings(args),
+        receiver=receiver,
         flush_interval=args.flush_interval,
         export_dir=getattr(args, "export_dir", "") or "",
         export_interval=getattr(args, "export_interval", 30.0),
@@ -337,13 +356,18 @@ def _journal_config(args: argparse.Namespace) -> Any:
 
 def _receiver_settings(args: argparse.Namespace) -> Any:
     from falco_reporter.receiver.http import ReceiverSettings
+    from falco_reporter.receiver.secrets import FileSecret
 
     host, _, port = args.bind.rpartition(":")
-    token = Path(args.token_file).read_text(encoding="utf-8").strip() if args.token_file else ""
+    for path in (args.token_file, args.metrics_token_file):
+        if path:
+            FileSecret(path)  # raises SecretFileError when missing or empty: refuse to start
     return ReceiverSettings(
         host=host or "0.0.0.0",  # noqa: S104
         port=int(port),
-        token=token,
+        token_file=args.token_file,
+        metrics_token_file=args.metrics_token_file,
+        client_subjects=tuple(args.tls_client_subject or ()),
         max_body=args.max_body,
         request_timeout=args.request_timeout,
         tls_cert=args.tls_cert,

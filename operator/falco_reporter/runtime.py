@@ -118,8 +118,10 @@ def _health_task(settings: RunSettings, stop: asyncio.Event, probe: ReadyProbe |
     if probe is None:
         probe = _ready_probe(KubeObjects(connect(settings.kubeconfig), settings.namespaces), settings)
     where = ReceiverSettings(host=host or "0.0.0.0", port=int(port))  # noqa: S104 - probes come from the kubelet
+    metrics_token = settings.receiver.metrics_token_file if settings.receiver else ""
     return asyncio.create_task(
-        serve(build_health_app(probe), where, stop, name="health"), name="health-server"
+        serve(build_health_app(probe, metrics_token_file=metrics_token), where, stop, name="health"),
+        name="health-server",
     )
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
-import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,9 +13,11 @@ from aiohttp import web
 
 from falco_reporter import metrics
 from falco_reporter.kube.errors import KubeError, KubeInvalid, KubeUnavailable
-from falco_reporter.models.falco import FalcoAlertSpec, InvalidAlert, normalise, parse_alert_body
+from falco_reporter.models.falco import FalcoAlertSpec, InvalidAlert
 from falco_reporter.receiver.ingest import IngestResult, IngestService
+from falco_reporter.receiver.intake import alert_from_body
 from falco_reporter.receiver.journal import Journal, JournalFull
+from falco_reporter.receiver.secrets import FileSecret, ReloadingTLS, peer_subject_allowed
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,12 @@ log = logging.getLogger(__name__)
 class ReceiverSettings:
     host: str = "0.0.0.0"  # noqa: S104 - a receiver in a pod must listen on the pod IP
     port: int = 8080
-    token: str = ""
+    #: File holding the bearer token for POST /v1/alerts (re-read on change); "" = no auth.
+    token_file: str = ""
+    #: File holding a bearer token required for /metrics; "" = /metrics open.
+    metrics_token_file: str = ""
+    #: With mutual TLS: client certificate subjects allowed (common name or CN=..,O=..); () = any.
+    client_subjects: tuple[str, ...] = ()
     max_body: int = 1024 * 1024
     request_timeout: float = 5.0
     tls_cert: str = ""
@@ -38,6 +43,8 @@ ReadyProbe = Callable[[], Awaitable[bool]]
 SERVICE_KEY = web.AppKey("ingest", IngestService)
 SETTINGS_KEY = web.AppKey("settings", ReceiverSettings)
 PROBE_KEY: web.AppKey[ReadyProbe] = web.AppKey("ready_probe")
+TOKEN_KEY = web.AppKey("token", FileSecret)
+METRICS_TOKEN_KEY = web.AppKey("metrics_token", FileSecret)
 JOURNAL_KEY = web.AppKey("journal", Journal)
 
 
@@ -83,17 +90,18 @@ async def post_alert(request: web.Request) -> web.Response:
     started = time.perf_counter()
     metrics.ALERTS_RECEIVED.inc()
     settings: ReceiverSettings = request.app[SETTINGS_KEY]
-    if settings.token:
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {settings.token}".encode()):
-            return _error(
-                401, "unauthorized", "missing or wrong bearer token", **{"WWW-Authenticate": "Bearer"}
-            )
+    token = request.app.get(TOKEN_KEY)
+    if token is not None and not token.matches(request.headers.get("Authorization", "")):
+        return _error(401, "unauthorized", "missing or wrong bearer token", **{"WWW-Authenticate": "Bearer"})
+    if settings.client_subjects and not peer_subject_allowed(
+        request.transport.get_extra_info("peercert") if request.transport else None, settings.client_subjects
+    ):
+        return _error(403, "forbidden", "client certificate subject not allowed")
     if request.content_length is not None and request.content_length > settings.max_body:
         return _error(413, "body_too_large", f"body exceeds the limit of {settings.max_body} bytes")
     body = await request.read()
     try:
-        spec = normalise(parse_alert_body(body))
+        spec = alert_from_body(body)
     except InvalidAlert as exc:
         return _error(400, "invalid_alert", str(exc))
     service = request.app[SERVICE_KEY]
@@ -147,7 +155,10 @@ async def _journal(
     return _accepted(service.expected(spec), started)
 
 
-async def metrics_endpoint(_: web.Request) -> web.Response:
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    token = request.app.get(METRICS_TOKEN_KEY)
+    if token is not None and not token.matches(request.headers.get("Authorization", "")):
+        return _error(401, "unauthorized", "missing or wrong bearer token", **{"WWW-Authenticate": "Bearer"})
     return web.Response(body=metrics.exposition(), content_type="text/plain", charset="utf-8")
 
 
@@ -168,6 +179,8 @@ def _application(settings: ReceiverSettings, ready_probe: ReadyProbe) -> web.App
     app = web.Application(client_max_size=settings.max_body, middlewares=[_errors])
     app[SETTINGS_KEY] = settings
     app[PROBE_KEY] = ready_probe
+    if settings.metrics_token_file:
+        app[METRICS_TOKEN_KEY] = FileSecret(settings.metrics_token_file)
     app.add_routes(
         [
             web.get("/healthz", healthz),
@@ -187,29 +200,29 @@ def build_app(
     """The receiver application (also mounted next to the operator in ``run``)."""
     app = _application(settings, ready_probe)
     app[SERVICE_KEY] = service
+    if settings.token_file:
+        app[TOKEN_KEY] = FileSecret(settings.token_file)
     if journal is not None:
         app[JOURNAL_KEY] = journal
     app.add_routes([web.post("/v1/alerts", post_alert)])
     return app
 
 
-def build_health_app(ready_probe: ReadyProbe, max_body: int = 1024) -> web.Application:
+def build_health_app(
+    ready_probe: ReadyProbe, max_body: int = 1024, metrics_token_file: str = ""
+) -> web.Application:
     """Probes and metrics alone, plain HTTP (``--health-bind``): for kubelet probes and Prometheus
     when the receiver requires mutual TLS, and for ``run --no-receiver``, which has no receiver."""
-    return _application(ReceiverSettings(max_body=max_body), ready_probe)
+    return _application(
+        ReceiverSettings(max_body=max_body, metrics_token_file=metrics_token_file), ready_probe
+    )
 
 
-def ssl_context(settings: ReceiverSettings) -> ssl.SSLContext | None:
+def tls(settings: ReceiverSettings) -> ReloadingTLS | None:
     """HTTPS when a certificate is configured; mutual TLS when a client CA is too."""
     if not settings.tls_cert:
         return None
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(settings.tls_cert, settings.tls_key or None)
-    if settings.tls_client_ca:
-        ctx.load_verify_locations(settings.tls_client_ca)
-        ctx.verify_mode = ssl.CERT_REQUIRED
-    return ctx
+    return ReloadingTLS(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
 
 
 def journal_probe(journal: Journal) -> ReadyProbe:
@@ -243,10 +256,16 @@ async def serve(
     """Serve until ``stop`` is set."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context(settings))
+    reloading = tls(settings)
+    site = web.TCPSite(
+        runner, settings.host, settings.port, ssl_context=reloading.context if reloading else None
+    )
     await site.start()
     log.info("%s listening on %s:%s", name, settings.host, settings.port)
+    watcher = asyncio.create_task(reloading.run(stop)) if reloading else None
     try:
         await stop.wait()
     finally:
-        await runner.cleanup()
+        await runner.cleanup()  # stops accepting, then waits for the requests in flight
+        if watcher is not None:
+            await watcher
