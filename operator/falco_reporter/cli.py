@@ -84,6 +84,14 @@ def _add_receiver_flags(p: argparse.ArgumentParser) -> None:
         "answer 202 only once stored)",
     )
     g.add_argument(
+        "--journal-sync",
+        choices=("fsync", "process"),
+        default=_env("JOURNAL_SYNC", "fsync"),
+        help="fsync: each group of appends is fsynced before its 202 (survives a node crash on a "
+        "persistent volume); process: written to the OS before the 202 and fsynced at checkpoints "
+        "(survives a crash of the receiver, not of the node) (default %(default)s)",
+    )
+    g.add_argument(
         "--journal-max-entries",
         type=int,
         default=int(_env("JOURNAL_MAX_ENTRIES", "100000")),
@@ -351,7 +359,12 @@ def _journal_config(args: argparse.Namespace) -> Any:
         return None
     from falco_reporter.receiver.journal import JournalConfig
 
-    return JournalConfig(Path(args.journal_dir), args.journal_max_entries, args.journal_max_bytes)
+    return JournalConfig(
+        Path(args.journal_dir),
+        args.journal_max_entries,
+        args.journal_max_bytes,
+        fsync=args.journal_sync == "fsync",
+    )
 
 
 def _receiver_settings(args: argparse.Namespace) -> Any:
