@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -32,6 +33,8 @@ class FakeAPI:
         #: Status patches refused as invalid (a repeat that can never be written).
         self.refuse_patches = False
         self.calls: Counter[str] = Counter()
+        #: Seconds each create takes (a slow API server).
+        self.create_delay = 0.0
         self._rv = 0
         self._lock = threading.Lock()
 
@@ -48,6 +51,7 @@ class FakeAPI:
     # --- CustomResources ---
     def create(self, namespace: str, body: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         self._check("create")
+        time.sleep(self.create_delay)
         with self._lock:
             if namespace in self.terminating:
                 raise KubeNamespaceTerminating(

@@ -129,6 +129,41 @@ async def test_repeats_keep_a_sample_of_varying_values():
     assert "container.id" not in api.objects[("shop", first.name)]["status"]["samples"]
 
 
+async def test_shutdown_waits_for_requests_in_flight_before_the_last_flush():
+    """A request still waiting on the API server when the stop comes gets its 202, and the repeat it
+    counts is in the final flush (the flush used to run beside such requests and miss it)."""
+    import aiohttp
+
+    from falco_reporter.receiver.http import ReceiverSettings
+    from falco_reporter.receiver.lifecycle import run_receiver
+    from tests.operator_proc import free_port
+
+    api = FakeAPI({"shop", FALLBACK})
+    ingest = service(api, flush_interval=60)
+    first = await ingest.ingest(spec("shop", "web"))
+    other = service(api)  # another receiver's memory: ours does not know the object yet
+
+    async def ready() -> bool:
+        return True
+
+    settings = ReceiverSettings(host="127.0.0.1", port=free_port())
+    stop = asyncio.Event()
+    server = asyncio.create_task(run_receiver(other, settings, ready, stop))
+    await asyncio.sleep(0.3)
+    api.create_delay = 1.0  # the create answers 409 after a second: then it is counted as a repeat
+    async with aiohttp.ClientSession() as session:
+        request = asyncio.create_task(
+            session.post(f"http://127.0.0.1:{settings.port}/v1/alerts", json=alert_for("shop", "web"))
+        )
+        await asyncio.sleep(0.3)
+        stop.set()
+        response = await request
+        assert response.status == 202
+        assert (await response.json())["name"] == first.name
+    await server
+    assert api.count("shop", first.name) == 2
+
+
 # --- journal mode ----------------------------------------------------------------------------
 
 
