@@ -86,7 +86,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 async def post_alert(request: web.Request) -> web.Response:
-    """Validate one Falco alert, store or merge it, and answer 202 only once it is persisted."""
+    """Validate one Falco alert and answer 202 once it is kept: stored (or merged), or in the journal."""
     started = time.perf_counter()
     metrics.ALERTS_RECEIVED.inc()
     settings: ReceiverSettings = request.app[SETTINGS_KEY]
