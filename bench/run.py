@@ -17,6 +17,10 @@ Measurements (all in one run, each next to its reference):
 3. a sequential sender (one request at a time, as Falcosidekick with maxconcurrentrequests=1):
    receiver vs no-op server; then a real Falcosidekick 2.34.1 delivering into the receiver vs into the
    no-op server (``sidekick``): delivery rate and loss, from its own /metrics;
+3a. the journal (``--journal-dir``): new alerts acknowledged/s without and with it, 8 connections and
+   one at a time, the repeats rate with it, the group commit's cost, the drain that follows;
+3b. an outage: the API server stopped for 60 s under a steady 50 alerts/s into a journaling receiver:
+   alerts acknowledged vs stored after recovery, and the drain time;
 4. POST -> AlertReport latency at a steady 50 alerts/s with the built-in writer (seen via a watch),
    beside the same at 20/s, with the CPU each alert costs the operator and the API server;
 5. an LLM storm (10,000 alerts, 20 patterns x 50 pods) with a fake model sleeping like a real one,
@@ -44,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import operator_phases, receiver_phases, sidekick_phase, storm_phase  # noqa: E402
+from bench import journal_phase, operator_phases, receiver_phases, sidekick_phase, storm_phase  # noqa: E402
 from bench.harness import Bench, fmt  # noqa: E402
 
 # Phases 1-3 share one receiver process; its memory is noted after each.
@@ -111,7 +115,7 @@ def main() -> int:
     )
     p.add_argument("--profile", action="store_true", help="record py-spy profiles of the receiver")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, profiles)")
-    p.add_argument("--phases", default="dup,unique,sequential,sidekick,latency,storm,memory")
+    p.add_argument("--phases", default="dup,unique,sequential,sidekick,journal,outage,latency,storm,memory")
     p.add_argument("--dup-count", type=int, default=200_000)
     p.add_argument("--dup-seconds", type=float, default=20)
     p.add_argument("--unique-count", type=int, default=10_000)
@@ -137,6 +141,10 @@ def main() -> int:
             if phase in phases:
                 run_phase(bench)
                 bench.note_receiver_memory()
+        if "journal" in phases:
+            journal_phase.journal(bench)
+        if "outage" in phases:
+            journal_phase.outage(bench)
         if "latency" in phases:
             operator_phases.latency(bench)
         if "storm" in phases:

@@ -79,12 +79,20 @@ def one(
     return found[0]
 
 
+def workloads(objs: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    return find(objs, "Deployment") + find(objs, "StatefulSet")
+
+
 def pod_specs(objs: tuple[dict[str, Any], ...]) -> dict[str, dict[str, Any]]:
-    return {o["metadata"]["name"]: o["spec"]["template"]["spec"] for o in find(objs, "Deployment")}
+    return {o["metadata"]["name"]: o["spec"]["template"]["spec"] for o in workloads(objs)}
 
 
-def container(objs: tuple[dict[str, Any], ...], deployment: str) -> dict[str, Any]:
-    return one(objs, "Deployment", deployment)["spec"]["template"]["spec"]["containers"][0]
+def container(objs: tuple[dict[str, Any], ...], workload: str) -> dict[str, Any]:
+    return pod_specs(objs)[workload]["containers"][0]
+
+
+EMBEDDED = ("receiver.separate=false",)
+RECEIVER = f"{RELEASE}-receiver"
 
 
 def env_of(c: dict[str, Any]) -> dict[str, Any]:
@@ -282,9 +290,10 @@ def test_operator_is_one_replica_recreated_with_peering():
     assert env["POD_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
 
 
-def test_default_embeds_the_receiver_with_http_probes():
-    """By default the operator pod serves the receiver: Service selects it, probes hit /healthz and /readyz."""
-    objs = render()
+def test_embedded_receiver_with_http_probes():
+    """receiver.separate=false: the operator pod serves the receiver: Service selects it, probes hit
+    /healthz and /readyz, a preStop delay and the journal on an emptyDir."""
+    objs = render(sets=EMBEDDED)
     deploy = one(objs, "Deployment", RELEASE)
     labels = deploy["spec"]["template"]["metadata"]["labels"]
     selector = one(objs, "Service", RELEASE)["spec"]["selector"]
@@ -292,12 +301,81 @@ def test_default_embeds_the_receiver_with_http_probes():
     c = container(objs, RELEASE)
     assert "--no-receiver" not in c["args"]
     assert "--bind=0.0.0.0:8080" in c["args"]
+    assert "--journal-dir=/var/lib/falco-reporter/journal" in c["args"]
     assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert not find(objs, "Deployment", f"{RELEASE}-receiver")
+    assert c["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+    volumes = {v["name"]: v for v in deploy["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["journal"] == {"name": "journal", "emptyDir": {"sizeLimit": "512Mi"}}
+    assert not find(objs, "Deployment", RECEIVER)
     assert not find(objs, "ServiceMonitor")
     assert not find(objs, "NetworkPolicy")
+
+
+def test_default_receiver_stays_available_during_rollouts():
+    """By default the receiver is its own Deployment: RollingUpdate with maxUnavailable 0, a PDB, a
+    preStop delay, a grace period covering the shutdown drain, and the journal on an emptyDir."""
+    objs = render()
+    receiver = one(objs, "Deployment", RECEIVER)
+    assert receiver["spec"]["replicas"] == 2
+    assert receiver["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
+    pod = receiver["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert c["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+    assert pod["terminationGracePeriodSeconds"] >= 5 + 5 + 20
+    assert "--journal-dir=/var/lib/falco-reporter/journal" in c["args"]
+    assert "--journal-sync=fsync" in c["args"]
+    assert {"name": "journal", "mountPath": "/var/lib/falco-reporter/journal"} in c["volumeMounts"]
+    assert {"name": "journal", "emptyDir": {"sizeLimit": "512Mi"}} in pod["volumes"]
+    assert one(objs, "PodDisruptionBudget", RECEIVER)["spec"]["minAvailable"] == 1
+    assert "--no-receiver" in container(objs, RELEASE)["args"]
+    assert not find(objs, "StatefulSet") and not find(objs, "PersistentVolumeClaim")
+
+
+def test_persistent_journal_makes_a_statefulset_or_one_claim():
+    """receiver.journal.persistence.enabled: the separate receiver is a StatefulSet with one journal
+    claim per replica; the embedded receiver mounts one PersistentVolumeClaim kept on uninstall."""
+    objs = render(sets=("receiver.journal.persistence.enabled=true", "receiver.journal.persistence.size=5Gi"))
+    assert not find(objs, "Deployment", RECEIVER)
+    sts = one(objs, "StatefulSet", RECEIVER)
+    (claim,) = sts["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "journal"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    assert sts["spec"]["updateStrategy"] == {"type": "RollingUpdate"}
+    assert sts["spec"]["serviceName"] == RELEASE
+    assert not any(v["name"] == "journal" for v in sts["spec"]["template"]["spec"]["volumes"])
+    pdb = one(objs, "PodDisruptionBudget", RECEIVER)
+    assert (
+        pdb["spec"]["selector"]["matchLabels"].items()
+        <= sts["spec"]["template"]["metadata"]["labels"].items()
+    )
+    embedded = render(sets=(*EMBEDDED, "receiver.journal.persistence.enabled=true"))
+    pvc = one(embedded, "PersistentVolumeClaim", f"{RELEASE}-journal")
+    assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    volumes = {v["name"]: v for v in pod_specs(embedded)[RELEASE]["volumes"]}
+    assert volumes["journal"]["persistentVolumeClaim"] == {"claimName": f"{RELEASE}-journal"}
+    off = render(sets=("receiver.journal.enabled=false",))
+    assert not any(a.startswith("--journal") for a in container(off, RECEIVER)["args"])
+
+
+def test_metrics_token_and_allowed_client_subjects_become_flags():
+    """receiver.metricsToken mounts the Secret and passes --metrics-token-file; allowedClientSubjects pass --tls-client-subject."""
+    objs = render(
+        ROOT / "samples" / "values-tls.yaml",
+        sets=(
+            "receiver.metricsToken.existingSecret=scrape",
+            "receiver.allowedClientSubjects={falcosidekick}",
+        ),
+    )
+    c = container(objs, RECEIVER)
+    assert "--metrics-token-file=/etc/falco-reporter/metrics-token/token" in c["args"]
+    assert "--tls-client-subject=falcosidekick" in c["args"]
+    volumes = {v["name"]: v for v in pod_specs(objs)[RECEIVER]["volumes"]}
+    assert volumes["metrics-token"]["secret"]["secretName"] == "scrape"
 
 
 def test_separate_receiver_has_its_own_deployment_and_pdb():
@@ -334,7 +412,7 @@ def test_token_secret_is_generated_mounted_and_passed():
     token = base64.b64decode(secret["data"]["token"]).decode()
     assert re.fullmatch(r"[A-Za-z0-9]{48}", token)
     assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    spec = one(objs, "Deployment", RELEASE)["spec"]["template"]["spec"]
+    spec = one(objs, "Deployment", RECEIVER)["spec"]["template"]["spec"]
     volume = next(v for v in spec["volumes"] if v["name"] == "token")
     assert volume["secret"]["secretName"] == secret["metadata"]["name"]
     assert volume["secret"]["items"] == [{"key": "token", "path": "token"}]
@@ -342,7 +420,7 @@ def test_token_secret_is_generated_mounted_and_passed():
     mount = next(m for m in c["volumeMounts"] if m["name"] == "token")
     assert f"--token-file={mount['mountPath']}/token" in c["args"]
     assert "token" not in json.dumps(c.get("env", [])).lower(), "the token is a file, never an env var"
-    checksum = one(objs, "Deployment", RELEASE)["spec"]["template"]["metadata"]["annotations"][
+    checksum = one(objs, "Deployment", RECEIVER)["spec"]["template"]["metadata"]["annotations"][
         "checksum/token"
     ]
     assert checksum == hashlib.sha256(token.encode()).hexdigest()[:16], "pods restart when the token changes"
@@ -352,7 +430,7 @@ def test_token_can_come_from_an_existing_secret_or_be_disabled():
     """auth.token.existingSecret mounts that Secret without generating one; auth.token.enabled=false drops it."""
     objs = render(sets=("auth.token.existingSecret=my-token", "auth.token.key=bearer"))
     assert not find(objs, "Secret")
-    volume = next(v for v in pod_specs(objs)[RELEASE]["volumes"] if v["name"] == "token")
+    volume = next(v for v in pod_specs(objs)[RECEIVER]["volumes"] if v["name"] == "token")
     assert volume["secret"] == {
         "secretName": "my-token",
         "defaultMode": 0o440,
@@ -360,7 +438,7 @@ def test_token_can_come_from_an_existing_secret_or_be_disabled():
     }
     objs = render(sets=("auth.token.enabled=false",))
     assert not find(objs, "Secret")
-    assert not any(a.startswith("--token-file") for a in container(objs, RELEASE)["args"])
+    assert not any(a.startswith("--token-file") for a in container(objs, RECEIVER)["args"])
 
 
 def test_falco_client_secret_carries_the_same_token():
@@ -376,7 +454,7 @@ def test_falco_client_secret_carries_the_same_token():
 def test_tls_mounts_the_certificate_and_passes_the_flags():
     """tls.* mounts tls.crt/tls.key/ca.crt and passes --tls-cert/--tls-key/--tls-client-ca at those paths."""
     objs = render(ROOT / "samples" / "values-tls.yaml")
-    spec = pod_specs(objs)[RELEASE]
+    spec = pod_specs(objs)[RECEIVER]
     c = spec["containers"][0]
     mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
     volumes = {v["name"]: v for v in spec["volumes"]}
@@ -391,8 +469,8 @@ def test_tls_mounts_the_certificate_and_passes_the_flags():
     assert f"{RELEASE}.{NAMESPACE}.svc" in cert["spec"]["dnsNames"]
     client = one(objs, "Certificate", f"{RELEASE}-client", namespace="falco")
     assert client["spec"]["usages"] == ["client auth"]
-    # The kubelet has no client certificate: liveness uses kopf's plain endpoint, readiness a TCP connect.
-    assert c["livenessProbe"]["httpGet"]["port"] == "liveness"
+    # The kubelet has no client certificate: the receiver's probes are TCP connects.
+    assert c["livenessProbe"]["tcpSocket"] == {"port": "http"}
     assert c["readinessProbe"] == {
         "tcpSocket": {"port": "http"},
         "failureThreshold": 3,
@@ -471,8 +549,10 @@ OPERATOR_GRANTS = {
 
 
 def test_operator_cluster_role_is_exactly_what_the_code_calls():
-    """The operator's ClusterRole grants the calls in kube/*.py plus kopf's needs, and nothing else."""
-    role = one(render(), "ClusterRole", RELEASE)
+    """The operator's ClusterRole grants the calls in kube/*.py plus kopf's needs, and nothing else
+    (with the receiver embedded; a separate receiver's namespace check is in its own role)."""
+    assert ("", "namespaces", "get", ()) not in _rules(one(render(), "ClusterRole", RELEASE))
+    role = one(render(sets=EMBEDDED), "ClusterRole", RELEASE)
     grants = _rules(role)
     expected = {(*g, ()) for g in OPERATOR_GRANTS} | {
         ("", "namespaces", "get", ()),
@@ -574,7 +654,7 @@ def test_network_policy_admits_only_falco_namespace():
     """The NetworkPolicy selects the receiver pods and admits port http from Falco's namespace only."""
     objs = render(sets=("networkPolicy.enabled=true",))
     policy = one(objs, "NetworkPolicy")
-    labels = one(objs, "Deployment", RELEASE)["spec"]["template"]["metadata"]["labels"]
+    labels = one(objs, "Deployment", RECEIVER)["spec"]["template"]["metadata"]["labels"]
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     (rule,) = policy["spec"]["ingress"]

@@ -53,6 +53,8 @@ PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[Heal
 
 # Any code point, lone surrogates included: JSON escapes ("\\ud800") can carry them.
 any_text = st.text(st.characters(exclude_categories=()), max_size=40)
+# What a valid alert may hold: any code point except lone surrogates (refused as not text).
+valid_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
 json_scalars = (
     st.none()
     | st.booleans()
@@ -70,7 +72,7 @@ field_scalars = (
     | st.booleans()
     | st.integers(min_value=-(2**64), max_value=2**64)
     | st.floats(allow_nan=True, allow_infinity=True)
-    | any_text
+    | valid_text
 )
 priorities = st.sampled_from([*PRIORITIES, "notice", "WARNING", " info ", "warn", "err", "crit", "emerg"])
 times = st.one_of(
@@ -108,7 +110,9 @@ def valid_alerts(draw: st.DrawFn) -> dict[str, Any]:
     fields.update(draw(st.dictionaries(st.text(max_size=25), field_scalars, max_size=12)))
     alert: dict[str, Any] = {
         "rule": draw(
-            st.text(st.characters(exclude_categories=()), min_size=1, max_size=80).filter(lambda s: s.strip())
+            st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=80).filter(
+                lambda s: s.strip()
+            )
         ),
         "priority": draw(priorities),
         "time": draw(times),
@@ -318,6 +322,16 @@ class Mutator:
         if r < 0.85:  # truncated
             raw = json.dumps(alert).encode()
             return raw[: self.rng.randrange(len(raw))]
+        if r < 0.88:  # values Python cannot convert, duplicate keys, names no namespace can have
+            text = json.dumps(alert)
+            return self.rng.choice(
+                [
+                    text.replace(f'"time": "{alert["time"]}"', '"time": "9999-12-31T23:59:59-05:00"'),
+                    text.replace('"output_fields": {', '"output_fields": {"n": ' + "9" * 5000 + ", "),
+                    text.replace('"rule":', '"rule": "dup", "rule":'),
+                    text.replace(f'"{self.namespace}"', '"' + "n" * 100_000 + '"'),
+                ]
+            ).encode()
         if r < 0.90:  # random bytes
             return bytes(self.rng.randrange(256) for _ in range(self.rng.randrange(0, 300)))
         if r < 0.95:  # not an object, or empty
@@ -372,7 +386,8 @@ def rss_kb(pid: int) -> int:
 
 @pytest.mark.cluster
 def test_http_fuzz_against_a_real_receiver(cluster, kube_api, namespace, tmp_path):
-    """1,500 hostile requests: no 5xx but 503-for-outage, no crash, bounded memory, every 202 stored."""
+    """1,500 hostile requests while the API server is up: no 5xx at all, no crash, bounded memory,
+    every 202 stored."""
     receiver = FalcoReporterProcess(
         str(cluster.kubeconfig),
         mode="receiver",
@@ -417,9 +432,7 @@ def test_http_fuzz_against_a_real_receiver(cluster, kube_api, namespace, tmp_pat
                 if resp.getheader("Content-Type", "").startswith("application/json")
                 else {}
             )
-            if resp.status >= 500 and not (
-                resp.status == 503 and answer.get("error") in ("api_unavailable", "timeout")
-            ):
+            if resp.status >= 500:  # the API server is up: no answer may say otherwise
                 bad.append((resp.status, body[:200], raw[:300]))
             if resp.status == 202:
                 acked.add((answer["namespace"], answer["name"]))

@@ -224,7 +224,10 @@ def test_helm_install_succeeds_and_keeps_the_token_on_upgrade(install, kube_api,
     assert f"http://{release.fullname}.{namespace}.svc:8080/v1/alerts" in release.install_output
     deploy = client.AppsV1Api(kube_api).read_namespaced_deployment(release.fullname, namespace)
     assert deploy.spec.strategy.type == "Recreate"
-    checksum = deploy.spec.template.metadata.annotations["checksum/token"]
+    receiver = client.AppsV1Api(kube_api).read_namespaced_deployment(
+        f"{release.fullname}-receiver", namespace
+    )
+    checksum = receiver.spec.template.metadata.annotations["checksum/token"]
     assert checksum == hashlib.sha256(token.encode()).hexdigest()[:16]
     peering = client.CustomObjectsApi(kube_api).get_cluster_custom_object(
         "kopf.dev", "v1", "clusterkopfpeerings", release.fullname
@@ -236,8 +239,10 @@ def test_helm_install_succeeds_and_keeps_the_token_on_upgrade(install, kube_api,
     assert proc.returncode == 0, proc.stderr
     again = core.read_namespaced_secret(f"{release.fullname}-webhook-token", namespace)
     assert base64.b64decode(again.data["token"]).decode() == token
-    deploy = client.AppsV1Api(kube_api).read_namespaced_deployment(release.fullname, namespace)
-    assert deploy.spec.template.metadata.annotations["checksum/token"] == checksum, (
+    receiver = client.AppsV1Api(kube_api).read_namespaced_deployment(
+        f"{release.fullname}-receiver", namespace
+    )
+    assert receiver.spec.template.metadata.annotations["checksum/token"] == checksum, (
         "an upgrade must not restart pods"
     )
 
@@ -434,7 +439,8 @@ def test_namespaced_install_confines_the_operator(install, cluster, kube_api, na
     watched, other = create_namespace(kube_api, "watched"), create_namespace(kube_api, "other")
     core = client.CoreV1Api(kube_api)
     try:
-        release = install("rbac.namespaced=true", f"watchNamespaces={{{watched}}}")
+        # The receiver embedded: the operator's own identity also does the namespace placement check.
+        release = install("rbac.namespaced=true", f"watchNamespaces={{{watched}}}", "receiver.separate=false")
         pod = make_workload(kube_api, watched)
         make_workload(kube_api, other)
         api = as_user(cluster.kubeconfig, release.operator_user)

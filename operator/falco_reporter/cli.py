@@ -54,6 +54,18 @@ def _add_receiver_flags(p: argparse.ArgumentParser) -> None:
         help="require client certificates signed by this CA (mutual TLS)",
     )
     g.add_argument(
+        "--tls-client-subject",
+        action="append",
+        default=[s for s in _env("TLS_CLIENT_SUBJECTS").split(",") if s],
+        help="with --tls-client-ca: accept only client certificates with this common name (or "
+        "whole subject, CN=..,O=..); repeatable (env FALCO_REPORTER_TLS_CLIENT_SUBJECTS, comma-separated)",
+    )
+    g.add_argument(
+        "--metrics-token-file",
+        default=_env("METRICS_TOKEN_FILE"),
+        help="require this bearer token on /metrics (env FALCO_REPORTER_METRICS_TOKEN_FILE; default: open)",
+    )
+    g.add_argument(
         "--fallback-namespace",
         default=_env("NAMESPACE", "falco-reporter"),
         help="namespace for alerts that name no existing namespace (env FALCO_REPORTER_NAMESPACE)",
@@ -64,6 +76,33 @@ def _add_receiver_flags(p: argparse.ArgumentParser) -> None:
         help="also serve /healthz, /readyz and /metrics on this host:port over plain HTTP, e.g. "
         "0.0.0.0:8081: probes and scraping under mutual TLS, and the only metrics of "
         "'run --no-receiver' (env FALCO_REPORTER_HEALTH_BIND; default: none)",
+    )
+    g.add_argument(
+        "--journal-dir",
+        default=_env("JOURNAL_DIR"),
+        help="keep a durable journal here and answer 202 once an alert is in it; a drainer stores "
+        "it while the API server may be away (env FALCO_REPORTER_JOURNAL_DIR; default: none, "
+        "answer 202 only once stored)",
+    )
+    g.add_argument(
+        "--journal-sync",
+        choices=("fsync", "process"),
+        default=_env("JOURNAL_SYNC", "fsync"),
+        help="fsync: each group of appends is fsynced before its 202 (survives a node crash on a "
+        "persistent volume); process: written to the OS before the 202 and fsynced at checkpoints "
+        "(survives a crash of the receiver, not of the node) (default %(default)s)",
+    )
+    g.add_argument(
+        "--journal-max-entries",
+        type=int,
+        default=int(_env("JOURNAL_MAX_ENTRIES", "100000")),
+        help="journal limit in alerts; when full, 503 with Retry-After (default %(default)s)",
+    )
+    g.add_argument(
+        "--journal-max-bytes",
+        type=int,
+        default=int(_env("JOURNAL_MAX_BYTES", str(256 * 1024 * 1024))),
+        help="journal limit in bytes of alerts; when full, 503 with Retry-After (default %(default)s)",
     )
     g.add_argument(
         "--flush-interval",
@@ -302,13 +341,20 @@ def main(argv: list[str] | None = None) -> int:
     except LLMConfigError as exc:
         print(f"falco-reporter: {exc}", file=sys.stderr)
         return 2
+    from falco_reporter.receiver.secrets import SecretFileError
+
+    try:
+        receiver = None if getattr(args, "no_receiver", False) else _receiver_settings(args)
+    except SecretFileError as exc:
+        print(f"falco-reporter: {exc}", file=sys.stderr)
+        return 2
     settings = runtime.RunSettings(
         kubeconfig=args.kubeconfig,
         namespaces=tuple(getattr(args, "namespace", ()) or ()),
         fallback_namespace=args.fallback_namespace,
         peering=getattr(args, "peering", ""),
         liveness=getattr(args, "liveness", ""),
-        receiver=None if getattr(args, "no_receiver", False) else _receiver_settings(args),
+        receiver=receiver,
         flush_interval=args.flush_interval,
         export_dir=getattr(args, "export_dir", "") or "",
         export_interval=getattr(args, "export_interval", 30.0),
@@ -318,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         peering_lifetime=getattr(args, "peering_lifetime", 60),
         max_workers=getattr(args, "max_workers", 128),
         incident_window=getattr(args, "incident_window", DEFAULT_INCIDENT_WINDOW),
+        journal=_journal_config(args),
     )
     try:
         if args.command == "receiver":
@@ -330,15 +377,33 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _journal_config(args: argparse.Namespace) -> Any:
+    if not args.journal_dir or getattr(args, "no_receiver", False):
+        return None
+    from falco_reporter.receiver.journal import JournalConfig
+
+    return JournalConfig(
+        Path(args.journal_dir),
+        args.journal_max_entries,
+        args.journal_max_bytes,
+        fsync=args.journal_sync == "fsync",
+    )
+
+
 def _receiver_settings(args: argparse.Namespace) -> Any:
     from falco_reporter.receiver.http import ReceiverSettings
+    from falco_reporter.receiver.secrets import FileSecret
 
     host, _, port = args.bind.rpartition(":")
-    token = Path(args.token_file).read_text(encoding="utf-8").strip() if args.token_file else ""
+    for path in (args.token_file, args.metrics_token_file):
+        if path:
+            FileSecret(path)  # raises SecretFileError when missing or empty: refuse to start
     return ReceiverSettings(
         host=host or "0.0.0.0",  # noqa: S104
         port=int(port),
-        token=token,
+        token_file=args.token_file,
+        metrics_token_file=args.metrics_token_file,
+        client_subjects=tuple(args.tls_client_subject or ()),
         max_body=args.max_body,
         request_timeout=args.request_timeout,
         tls_cert=args.tls_cert,

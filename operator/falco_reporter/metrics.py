@@ -31,6 +31,43 @@ PENDING_REPEATS = Gauge(
 FLUSHES = Counter(
     "falco_reporter_flush_patches", "Occurrence patches written, by result", ["result"], registry=REGISTRY
 )
+INGEST_DROPPED = Counter(
+    "falco_reporter_ingest_dropped",
+    "Acknowledged alerts or repeat counts given up on after bounded retries, by reason (also logged)",
+    ["reason"],
+    registry=REGISTRY,
+)
+JOURNAL_DEPTH = Gauge("falco_reporter_journal_entries", "Journal entries not yet stored", registry=REGISTRY)
+JOURNAL_BYTES = Gauge(
+    "falco_reporter_journal_bytes", "Bytes of journal entries not yet stored", registry=REGISTRY
+)
+JOURNAL_OLDEST_AGE = Gauge(
+    "falco_reporter_journal_oldest_entry_age_seconds",
+    "Age of the oldest journal entry not yet stored",
+    registry=REGISTRY,
+)
+JOURNAL_APPENDED = Counter(
+    "falco_reporter_journal_appended", "Entries appended to the journal", registry=REGISTRY
+)
+JOURNAL_DRAINED = Counter(
+    "falco_reporter_journal_drained",
+    "Journal entries written to FalcoAlerts (rate() = drain rate)",
+    registry=REGISTRY,
+)
+JOURNAL_FULL = Counter(
+    "falco_reporter_journal_full_rejections",
+    "Alerts refused (503) because the journal was full",
+    registry=REGISTRY,
+)
+JOURNAL_CORRUPT = Counter(
+    "falco_reporter_journal_corrupt", "Journal records or files found damaged and skipped", registry=REGISTRY
+)
+JOURNAL_FSYNC = Histogram(
+    "falco_reporter_journal_fsync_seconds",
+    "Time of one group commit (fsync of the write-ahead log)",
+    registry=REGISTRY,
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+)
 REPORTS = Counter(
     "falco_reporter_reports_written",
     "AlertReports created, by writer and verdict",

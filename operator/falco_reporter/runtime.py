@@ -31,12 +31,14 @@ from falco_reporter.models.resources import (
 from falco_reporter.receiver.http import (
     ReadyProbe,
     ReceiverSettings,
-    build_app,
     build_health_app,
     cached_probe,
+    journal_probe,
     serve,
 )
 from falco_reporter.receiver.ingest import IngestConfig, IngestService
+from falco_reporter.receiver.journal import Journal, JournalConfig
+from falco_reporter.receiver.lifecycle import run_receiver as run_receiver_service
 from falco_reporter.reconciler import persistence
 from falco_reporter.reconciler.handlers import register
 from falco_reporter.reconciler.incidents import IncidentTracker
@@ -72,6 +74,8 @@ class RunSettings:
     max_workers: int = 128
     #: Seconds: one subject's alerts within one window form an incident (0: no correlation).
     incident_window: int = DEFAULT_INCIDENT_WINDOW
+    #: The receiver's durable journal (None: store before answering, as without one).
+    journal: JournalConfig | None = None
 
 
 def report_service(
@@ -118,25 +122,29 @@ def _health_task(settings: RunSettings, stop: asyncio.Event, probe: ReadyProbe |
     if probe is None:
         probe = _ready_probe(KubeObjects(connect(settings.kubeconfig), settings.namespaces), settings)
     where = ReceiverSettings(host=host or "0.0.0.0", port=int(port))  # noqa: S104 - probes come from the kubelet
+    metrics_token = settings.receiver.metrics_token_file if settings.receiver else ""
     return asyncio.create_task(
-        serve(build_health_app(probe), where, stop, name="health"), name="health-server"
+        serve(build_health_app(probe, metrics_token_file=metrics_token), where, stop, name="health"),
+        name="health-server",
     )
 
 
 def _receiver_tasks(settings: RunSettings, stop: asyncio.Event) -> list[asyncio.Task[None]]:
-    """The receiver's server and flusher (and the health server), as tasks that end (after a final
-    flush) when ``stop`` is set."""
+    """The receiver (server, then its final flush or drain) and the health server, as tasks that
+    end when ``stop`` is set."""
     probe: ReadyProbe | None = None
     tasks: list[asyncio.Task[None]] = []
     if settings.receiver is not None:
         service, probe = _ingest(settings)
-        tasks += [
-            asyncio.create_task(service.run_flusher(stop), name="receiver-flusher"),
+        journal = Journal(settings.journal) if settings.journal is not None else None
+        if journal is not None:
+            probe = journal_probe(journal)
+        tasks.append(
             asyncio.create_task(
-                serve(build_app(service, settings.receiver, probe), settings.receiver, stop),
-                name="receiver-server",
-            ),
-        ]
+                run_receiver_service(service, settings.receiver, probe, stop, journal=journal),
+                name="receiver",
+            )
+        )
     if settings.health_bind:
         tasks.append(_health_task(settings, stop, probe))
     return tasks

@@ -111,6 +111,18 @@ falcoreporter.io/receiver: "true"
 - --max-body={{ int64 .Values.receiver.maxBody }}
 - --request-timeout={{ .Values.receiver.requestTimeout }}
 - --flush-interval={{ .Values.receiver.flushInterval }}
+{{- if .Values.receiver.journal.enabled }}
+- --journal-dir=/var/lib/falco-reporter/journal
+- --journal-sync={{ .Values.receiver.journal.sync }}
+- --journal-max-entries={{ int64 .Values.receiver.journal.maxEntries }}
+- --journal-max-bytes={{ int64 .Values.receiver.journal.maxBytes }}
+{{- end }}
+{{- if .Values.receiver.metricsToken.existingSecret }}
+- --metrics-token-file=/etc/falco-reporter/metrics-token/token
+{{- end }}
+{{- range .Values.receiver.allowedClientSubjects }}
+- --tls-client-subject={{ . }}
+{{- end }}
 {{- if .Values.auth.token.enabled }}
 - --token-file=/etc/falco-reporter/token/token
 {{- end }}
@@ -123,8 +135,29 @@ falcoreporter.io/receiver: "true"
 {{- end }}
 {{- end }}
 
-{{/* Volumes of a receiver-serving pod. */}}
+{{/* Volumes of a receiver-serving pod (the journal's claim of a StatefulSet comes from its template). */}}
 {{- define "falco-reporter.receiverVolumes" -}}
+{{- $j := .Values.receiver.journal }}
+{{- if $j.enabled }}
+{{- if not $j.persistence.enabled }}
+- name: journal
+  emptyDir:
+    sizeLimit: {{ $j.sizeLimit }}
+{{- else if not .Values.receiver.separate }}
+- name: journal
+  persistentVolumeClaim:
+    claimName: {{ include "falco-reporter.fullname" . }}-journal
+{{- end }}
+{{- end }}
+{{- if .Values.receiver.metricsToken.existingSecret }}
+- name: metrics-token
+  secret:
+    secretName: {{ .Values.receiver.metricsToken.existingSecret }}
+    defaultMode: 0440
+    items:
+      - key: {{ .Values.receiver.metricsToken.key }}
+        path: token
+{{- end }}
 {{- if .Values.auth.token.enabled }}
 - name: token
   secret:
@@ -157,6 +190,15 @@ falcoreporter.io/receiver: "true"
 {{- end }}
 
 {{- define "falco-reporter.receiverVolumeMounts" -}}
+{{- if .Values.receiver.journal.enabled }}
+- name: journal
+  mountPath: /var/lib/falco-reporter/journal
+{{- end }}
+{{- if .Values.receiver.metricsToken.existingSecret }}
+- name: metrics-token
+  mountPath: /etc/falco-reporter/metrics-token
+  readOnly: true
+{{- end }}
 {{- if .Values.auth.token.enabled }}
 - name: token
   mountPath: /etc/falco-reporter/token
@@ -210,6 +252,16 @@ readinessProbe:
     port: http
     scheme: {{ include "falco-reporter.scheme" . | upper }}
   {{- toYaml $p.readiness | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Keep serving for a few seconds after SIGTERM is due, while the Service drops this endpoint. */}}
+{{- define "falco-reporter.receiverLifecycle" -}}
+{{- if .Values.receiver.preStopSeconds }}
+lifecycle:
+  preStop:
+    sleep:
+      seconds: {{ .Values.receiver.preStopSeconds }}
 {{- end }}
 {{- end }}
 

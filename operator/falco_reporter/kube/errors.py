@@ -36,6 +36,10 @@ class KubeForbidden(KubeError):
     """401/403: our identity may not do this; RBAC needs fixing."""
 
 
+class KubeNamespaceTerminating(KubeForbidden):
+    """403 on create because the namespace is being deleted: the object belongs elsewhere."""
+
+
 class KubeInvalid(KubeError):
     """400/422: the API server rejected the object as invalid."""
 
@@ -57,6 +61,8 @@ def translate(exc: BaseException) -> KubeError:
             return KubeNotFound(message, status)
         if status == 409:
             return KubeConflict(message, status)
+        if status == 403 and "being terminated" in message:
+            return KubeNamespaceTerminating(message, status)
         if status in (401, 403):
             return KubeForbidden(message, status)
         if status in (400, 422):

@@ -109,6 +109,11 @@ class CustomResources:
             return
 
 
+JOURNAL_ANNOTATION = "falcoreporter.io/journal-entry"
+MAX_JOURNAL_MARKS = 16
+MAX_SAMPLES = 10
+
+
 def add_repeats(
     alerts: CustomResources,
     namespace: str,
@@ -117,6 +122,7 @@ def add_repeats(
     first_seen: str,
     last_seen: str,
     *,
+    samples: dict[str, list[str]] | None = None,
     attempts: int = 8,
 ) -> int:
     """Add ``delta`` repeats to status.occurrences atomically; return the new count.
@@ -126,20 +132,109 @@ def add_repeats(
     preconditioned on resourceVersion: concurrent receivers (and the operator's own status
     writes) never lose an increment; a 409 re-reads and retries.
     """
+    times = [first_seen, last_seen] if delta > 1 else [last_seen]
+    return _add_occurrences(alerts, namespace, name, delta, times, samples or {}, None, attempts)
+
+
+def add_journal_repeats(
+    alerts: CustomResources,
+    namespace: str,
+    name: str,
+    journal: str,
+    occurrences: list[tuple[int, str]],
+    *,
+    samples: dict[str, list[str]] | None = None,
+    attempts: int = 8,
+) -> int:
+    """Count journal entries ``(seq, time)`` as repeats, exactly once each; return the new count.
+
+    The object remembers, per journal, the newest entry it counted (``status.journalMarks``, and
+    the annotation written at creation), so a replay of the journal after a crash skips entries
+    already counted. Entries of one object must be applied in seq order.
+    """
+
+    def fresh(obj: Obj) -> list[tuple[int, str]]:
+        applied = _journal_mark(obj, journal)
+        return [(seq, when) for seq, when in occurrences if seq > applied]
+
+    top = max(seq for seq, _ in occurrences)
+    return _add_occurrences(alerts, namespace, name, 0, [], samples or {}, (journal, top, fresh), attempts)
+
+
+def _journal_mark(obj: Obj, journal: str) -> int:
+    """The newest entry of ``journal`` already counted in ``obj`` (0: none)."""
+    marks = ((obj.get("status") or {}).get("journalMarks")) or []
+    seq = max((int(m.get("seq") or 0) for m in marks if m.get("journal") == journal), default=0)
+    note = str(((obj.get("metadata") or {}).get("annotations") or {}).get(JOURNAL_ANNOTATION) or "")
+    owner, _, created = note.rpartition(":")
+    if owner == journal and created.isdigit():
+        seq = max(seq, int(created))
+    return seq
+
+
+def _add_occurrences(
+    alerts: CustomResources,
+    namespace: str,
+    name: str,
+    delta: int,
+    times: list[str],
+    samples: dict[str, list[str]],
+    journal: tuple[str, int, Any] | None,
+    attempts: int,
+) -> int:
     for _ in range(attempts):
         obj = alerts.get(namespace, name)
-        occ = (obj.get("status") or {}).get("occurrences") or {}
+        status = obj.get("status") or {}
+        occ = status.get("occurrences") or {}
+        current = int(occ["count"]) if occ.get("count") else 1
+        patch_status: Obj = {}
+        if journal is not None:
+            entries = journal[2](obj)
+            if not entries:
+                return current
+            delta, times = len(entries), [when for _, when in entries]
+            marks = [m for m in status.get("journalMarks") or [] if m.get("journal") != journal[0]]
+            patch_status["journalMarks"] = [{"journal": journal[0], "seq": journal[1]}, *marks][
+                :MAX_JOURNAL_MARKS
+            ]
         created_at = str((obj.get("spec") or {}).get("time") or "")
-        count = (int(occ["count"]) if occ.get("count") else 1) + delta
-        first = min(filter(None, [occ.get("firstSeen") or created_at, first_seen]), default="")
-        last = max(filter(None, [occ.get("lastSeen") or created_at, last_seen]), default="")
-        patch = {
-            "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
-            "status": {"occurrences": {"count": count, "firstSeen": first, "lastSeen": last}},
-        }
+        count = current + delta
+        first = min(filter(None, [occ.get("firstSeen") or created_at, *times]), default="")
+        last = max(filter(None, [occ.get("lastSeen") or created_at, *times]), default="")
+        patch_status["occurrences"] = {"count": count, "firstSeen": first, "lastSeen": last}
+        if samples:
+            patch_status["samples"] = merge_samples(
+                status.get("samples") or {}, obj.get("spec") or {}, samples
+            )
+        patch = {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]}, "status": patch_status}
         try:
             alerts.patch_status(namespace, name, patch)
         except KubeConflict:
             continue
         return count
     raise KubeConflict(f"could not update occurrences of {namespace}/{name} after {attempts} attempts", 409)
+
+
+def merge_samples(current: Obj, spec: Obj, seen: dict[str, list[str]]) -> Obj:
+    """The last MAX_SAMPLES distinct values of each varying field, with counts (most recent last).
+
+    A field is sampled only once a repeat carries a value different from the first occurrence's,
+    whose value then seeds the sample.
+    """
+    out: Obj = {k: [dict(v) for v in vs] for k, vs in current.items()}
+    original = spec.get("outputFields") or {}
+    for field, values in seen.items():
+        base = str(original.get(field, ""))[:256]
+        if field not in out and all(v == base for v in values):
+            continue
+        sample = out.setdefault(field, [{"value": base, "count": 1}])
+        for value in values:
+            hit = next((s for s in sample if s["value"] == value), None)
+            if hit is not None:
+                sample.remove(hit)
+                hit["count"] = int(hit.get("count") or 1) + 1
+            else:
+                hit = {"value": value, "count": 1}
+            sample.append(hit)
+        out[field] = sample[-MAX_SAMPLES:]
+    return out

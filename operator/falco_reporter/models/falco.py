@@ -28,6 +28,28 @@ _PRIORITY_ALIASES = {p.lower(): p for p in PRIORITIES} | {
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_RULE_LENGTH = 512
 MAX_FIELDS = 512
+MAX_KEY_LENGTH = 256
+#: Longest output-field value kept as sent; longer ones are cut and marked (see truncate()).
+MAX_VALUE_CHARS = 4096
+#: Once the kept field text passes this budget, further values are cut to SMALL_VALUE_CHARS, so
+#: even 512 huge fields make a FalcoAlert (and its AlertReport) far below etcd's 1.5 MiB limit.
+FIELDS_BUDGET_CHARS = 96 * 1024
+SMALL_VALUE_CHARS = 256
+MAX_OUTPUT_CHARS = 8192
+_DNS_LABEL_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_SUBDOMAIN_RE = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+#: Output fields that may still differ between occurrences merged into one FalcoAlert; the status
+#: keeps the last 10 distinct values of each (``status.samples``), so merging loses no target.
+SAMPLED_FIELDS = (
+    "proc.cmdline",
+    "proc.pname",
+    "fd.name",
+    "fd.cip",
+    "fd.sip",
+    "user.name",
+    "container.id",
+    "ka.uri",
+)
 
 
 class InvalidAlert(ValueError):
@@ -76,6 +98,10 @@ class FalcoAlertSpec(BaseModel):
     """Hash of rule, namespace, pod/container/host, process and normalised command line; equal alerts merge."""
     stringified_fields: list[str] = Field(default_factory=list, alias="stringifiedFields")
     """Output fields whose integer value exceeds int64 and is stored as its exact decimal string."""
+    truncated_fields: list[str] = Field(default_factory=list, alias="truncatedFields")
+    """Output fields (and 'output') cut to the size limit; the value ends with a marker naming its length."""
+    redacted_fields: list[str] = Field(default_factory=list, alias="redactedFields")
+    """Output fields (and 'output') in which the receiver replaced secrets by placeholders before storing."""
     subject: AlertSubject = Field(default_factory=AlertSubject)
     """Where the alert happened, as the alert itself says."""
 
@@ -97,14 +123,41 @@ def parse_alert_body(body: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise InvalidAlert(f"body is not valid UTF-8 (byte {exc.start})") from exc
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_checked_object)
     except RecursionError as exc:
         raise InvalidAlert("body is nested too deeply") from exc
     except json.JSONDecodeError as exc:
         raise InvalidAlert(f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise InvalidAlert(f"body has an unusable value: {str(exc)[:120]}") from exc
     if not isinstance(data, dict):
         raise InvalidAlert(f"body must be one JSON object (a Falco alert), got {type(data).__name__}")
     return data
+
+
+def _checked_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """One JSON object: duplicate keys and lone surrogates (not valid Unicode text) are refused."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise InvalidAlert(f"duplicate key {key[:64]!r} in a JSON object")
+        _check_text(key)
+        _check_text(value)
+        out[key] = value
+    return out
+
+
+def _check_text(value: Any) -> None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidAlert(
+                f"string holds a lone surrogate (\\u{ord(value[exc.start]):04x}), not text"
+            ) from None
+    elif isinstance(value, list):
+        for item in value:
+            _check_text(item)
 
 
 def normalise(payload: dict[str, Any]) -> FalcoAlertSpec:
@@ -114,6 +167,7 @@ def normalise(payload: dict[str, Any]) -> FalcoAlertSpec:
         raise InvalidAlert("field 'rule' is required and must be a non-empty string")
     if len(rule) > MAX_RULE_LENGTH:
         raise InvalidAlert(f"field 'rule' is longer than {MAX_RULE_LENGTH} characters")
+    _check_text(rule)
     priority = normalise_priority(payload.get("priority"))
     output = _optional_str(payload, "output")
     source = _optional_str(payload, "source") or "syscall"
@@ -130,18 +184,22 @@ def normalise(payload: dict[str, Any]) -> FalcoAlertSpec:
         raise InvalidAlert("field 'output_fields' must be a JSON object")
     if len(raw_fields) > MAX_FIELDS:
         raise InvalidAlert(f"field 'output_fields' has more than {MAX_FIELDS} entries")
-    fields, stringified = _storable_fields(raw_fields)
+    fields, stringified, truncated = _storable_fields(raw_fields)
+    if len(output) > MAX_OUTPUT_CHARS:
+        output = truncate(output, MAX_OUTPUT_CHARS)
+        truncated.insert(0, "output")
     spec = FalcoAlertSpec(
         rule=rule.strip(),
         priority=priority,
         source=source,
-        hostname=hostname,
+        hostname=truncate(hostname, 253),
         time=time,
         output=output,
         output_fields=fields,
         tags=tags,
         fingerprint="",
         stringified_fields=stringified,
+        truncated_fields=truncated,
     )
     spec.subject = _subject(spec)
     spec.fingerprint = fingerprint(spec)
@@ -149,17 +207,20 @@ def normalise(payload: dict[str, Any]) -> FalcoAlertSpec:
 
 
 def _subject(spec: FalcoAlertSpec) -> AlertSubject:
+    """Where it happened. Names that Kubernetes could not hold (a 100 KB 'namespace') are left
+    out, so they never become cache keys or placements; the raw value stays in outputFields."""
     pod = spec.text("k8s.pod.name") or ""
     if not pod and spec.text("ka.target.resource") == "pods":
         pod = spec.text("ka.target.name") or ""
     repo = spec.text("container.image.repository") or ""
     tag = spec.text("container.image.tag") or ""
+    namespace = spec.text("k8s.ns.name") or spec.text("ka.target.namespace") or ""
     return AlertSubject(
-        namespace=spec.text("k8s.ns.name") or spec.text("ka.target.namespace") or "",
-        pod=pod,
-        container_id=spec.text("container.id") or "",
-        container_name=spec.text("container.name") or "",
-        image=f"{repo}:{tag}" if repo and tag else repo,
+        namespace=namespace if _DNS_LABEL_RE.fullmatch(namespace) else "",
+        pod=pod if _DNS_SUBDOMAIN_RE.fullmatch(pod) else "",
+        container_id=(spec.text("container.id") or "")[:128],
+        container_name=(spec.text("container.name") or "")[:253],
+        image=(f"{repo}:{tag}" if repo and tag else repo)[:1024],
     )
 
 
@@ -182,7 +243,10 @@ def normalise_time(value: Any) -> str:
         if not 0 <= value <= INT64_MAX:
             raise InvalidAlert("field 'time' as an integer must be nanoseconds since the epoch")
         seconds, nanos = divmod(value, 1_000_000_000)
-        stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        try:
+            stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        except (OverflowError, OSError, ValueError) as exc:
+            raise InvalidAlert("field 'time' is out of range") from exc
         return f"{stamp}.{nanos:09d}Z"
     if not isinstance(value, str):
         raise InvalidAlert("field 'time' must be an RFC 3339 string or integer nanoseconds")
@@ -192,9 +256,11 @@ def normalise_time(value: Any) -> str:
     base, frac, zone = match.group("base"), match.group("frac") or "", match.group("zone")
     try:
         parsed = datetime.fromisoformat(base + ("+00:00" if zone in ("Z", "z") else zone))
+        utc = parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
     except ValueError as exc:
         raise InvalidAlert(f"field 'time' is not a valid date: {value[:64]!r}") from exc
-    utc = parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    except OverflowError as exc:  # e.g. 9999-12-31T23:59:59-05:00 is past year 9999 in UTC
+        raise InvalidAlert(f"field 'time' is out of range: {value[:64]!r}") from exc
     return f"{utc}.{frac[:9].ljust(9, '0')}Z"
 
 
@@ -209,6 +275,7 @@ def _optional_str(payload: dict[str, Any], key: str) -> str:
         return ""
     if not isinstance(value, str):
         raise InvalidAlert(f"field '{key}' must be a string")
+    _check_text(value)
     return value
 
 
@@ -217,22 +284,45 @@ def _tags(value: Any) -> list[str]:
         return []
     if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
         raise InvalidAlert("field 'tags' must be a list of strings")
+    _check_text(value)
     return sorted(set(value))
 
 
-def _storable_fields(fields: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Keep output field values exact in a Kubernetes object.
+def truncate(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters with a visible marker naming the original length."""
+    if len(text) <= limit:
+        return text
+    marker = f"…[truncated, {len(text)} chars]"
+    return text[: max(0, limit - len(marker))] + marker
+
+
+def _storable_fields(fields: dict[str, Any]) -> tuple[dict[str, Any], list[str], list[str]]:
+    """Keep output field values exact in a Kubernetes object, and bounded.
 
     Kubernetes stores integers as int64, so an unsigned 64-bit value above 2^63-1 would be
     rounded through a float. Such values are stored as their exact decimal string and named
     in ``stringifiedFields``. Non-scalar values (Falco never sends them) become JSON text.
+    Strings longer than MAX_VALUE_CHARS (SMALL_VALUE_CHARS once FIELDS_BUDGET_CHARS is spent)
+    are cut with a marker and named in ``truncatedFields``.
     """
     out: dict[str, Any] = {}
     stringified: list[str] = []
+    truncated: list[str] = []
+    budget = FIELDS_BUDGET_CHARS
     for key, value in fields.items():
         if not isinstance(key, str):
             raise InvalidAlert("output_fields keys must be strings")
-        if isinstance(value, bool) or value is None or isinstance(value, str):
+        if len(key) > MAX_KEY_LENGTH:
+            raise InvalidAlert(f"output_fields key longer than {MAX_KEY_LENGTH} characters: {key[:64]!r}...")
+        _check_text(key)
+        if isinstance(value, str):
+            _check_text(value)
+            limit = MAX_VALUE_CHARS if budget > 0 else SMALL_VALUE_CHARS
+            out[key] = truncate(value, limit)
+            budget -= len(out[key])
+            if len(value) > limit:
+                truncated.append(key)
+        elif isinstance(value, bool) or value is None:
             out[key] = value
         elif isinstance(value, int):
             if INT64_MIN <= value <= INT64_MAX:
@@ -243,9 +333,9 @@ def _storable_fields(fields: dict[str, Any]) -> tuple[dict[str, Any], list[str]]
         elif isinstance(value, float):
             out[key] = value if math.isfinite(value) else str(value)
         else:
-            out[key] = json.dumps(value, sort_keys=True, separators=(",", ":"))[:4096]
+            out[key] = truncate(json.dumps(value, sort_keys=True, separators=(",", ":")), SMALL_VALUE_CHARS)
             stringified.append(key)
-    return out, sorted(stringified)
+    return out, sorted(stringified), sorted(truncated)
 
 
 # --- fingerprint ---------------------------------------------------------------------------
@@ -267,9 +357,11 @@ def normalise_cmdline(cmdline: str | None) -> str:
 def fingerprint(spec: FalcoAlertSpec) -> str:
     """A stable hash of what makes two alerts 'the same thing happening again'.
 
-    Inputs: rule; namespace; pod name, else container id, else hostname; process executable
-    path (else name); normalised command line; for non-syscall sources, the audit target.
-    Never the uuid, time, or counters, so repeats merge.
+    Inputs: rule; source; namespace; subject (pod name, else audit target, else container id,
+    else hostname; a host event, container id ``host``, adds the hostname, so two nodes never
+    merge); process (executable path, else name, else audit user); normalised command line; and
+    the action's target (:func:`action_target`). Never the uuid, time, or counters, so repeats
+    merge. Fields that still vary are sampled in the status (SAMPLED_FIELDS).
     """
     subject = (
         spec.text("k8s.pod.name")
@@ -278,6 +370,8 @@ def fingerprint(spec: FalcoAlertSpec) -> str:
         or spec.hostname
         or ""
     )
+    if spec.text("container.id") == "host":
+        subject = f"host:{spec.hostname or spec.text('evt.hostname') or ''}"
     parts = [
         spec.rule,
         spec.source,
@@ -285,9 +379,32 @@ def fingerprint(spec: FalcoAlertSpec) -> str:
         subject,
         spec.text("proc.exepath") or spec.text("proc.name") or spec.text("ka.user.name") or "",
         normalise_cmdline(spec.text("proc.cmdline") or spec.text("ka.uri.param[command]")),
+        action_target(spec),
     ]
     digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass"))
     return digest.hexdigest()[:20]
+
+
+def action_target(spec: FalcoAlertSpec) -> str:
+    """What the action was done to: the peer address and server port of a connection, else the
+    file (``fd.name``), else an audit event's resource, subresource and verb. The client's
+    ephemeral port never counts, so repeated connections to one server merge."""
+    peer = spec.text("fd.rip") or spec.text("fd.sip")
+    port = spec.text("fd.sport") or spec.text("fd.rport")
+    name = spec.text("fd.name") or ""
+    if not peer and "->" in name:  # fd.name of a connection: client:port->server:port
+        server = name.split("->", 1)[1]
+        peer, _, port = server.rpartition(":")
+    if peer:
+        return f"net:{peer}:{port or ''}"
+    if name:
+        return f"file:{name}"
+    resource = spec.text("ka.target.resource")
+    if resource or spec.text("ka.verb"):
+        return (
+            f"audit:{resource or ''}/{spec.text('ka.target.subresource') or ''}:{spec.text('ka.verb') or ''}"
+        )
+    return ""
 
 
 def object_name(spec: FalcoAlertSpec) -> str:

@@ -70,6 +70,28 @@ class ReportRef(BaseModel):
     """The occurrence count last copied into the report (the operator syncs when it differs)."""
 
 
+class JournalMark(BaseModel):
+    """The newest entry of one receiver journal already counted in this object."""
+
+    model_config = ConfigDict(populate_by_name=True, use_attribute_docstrings=True)
+
+    journal: str
+    """Id of the receiver's journal (kept in its directory)."""
+    seq: int
+    """Highest entry of that journal counted here; a replay after a crash skips entries up to it."""
+
+
+class ValueSample(BaseModel):
+    """One distinct value of a field that varies between merged occurrences, with its count."""
+
+    model_config = ConfigDict(populate_by_name=True, use_attribute_docstrings=True)
+
+    value: str
+    """The value (truncated to 256 characters)."""
+    count: int = 1
+    """Occurrences with this value among those sampled."""
+
+
 class FalcoAlertStatus(BaseModel):
     """Observed state of a FalcoAlert: occurrences, enrichment and report progress."""
 
@@ -85,6 +107,10 @@ class FalcoAlertStatus(BaseModel):
     """The AlertReport written for this alert."""
     observed_generation: int = Field(default=0, alias="observedGeneration")
     """The generation last processed."""
+    journal_marks: list[JournalMark] = Field(default_factory=list, alias="journalMarks")
+    """Per receiver journal, the newest entry counted here (at most 16, newest first)."""
+    samples: dict[str, list[ValueSample]] = Field(default_factory=dict)
+    """Per output field that differs between merged occurrences, its last 10 distinct values."""
 
 
 class Suppression(BaseModel):

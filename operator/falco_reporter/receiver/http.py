@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
-import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,8 +13,11 @@ from aiohttp import web
 
 from falco_reporter import metrics
 from falco_reporter.kube.errors import KubeError, KubeInvalid, KubeUnavailable
-from falco_reporter.models.falco import InvalidAlert, normalise, parse_alert_body
-from falco_reporter.receiver.ingest import IngestService
+from falco_reporter.models.falco import FalcoAlertSpec, InvalidAlert
+from falco_reporter.receiver.ingest import IngestResult, IngestService
+from falco_reporter.receiver.intake import alert_from_body
+from falco_reporter.receiver.journal import Journal, JournalFull
+from falco_reporter.receiver.secrets import FileSecret, ReloadingTLS, peer_subject_allowed
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,12 @@ log = logging.getLogger(__name__)
 class ReceiverSettings:
     host: str = "0.0.0.0"  # noqa: S104 - a receiver in a pod must listen on the pod IP
     port: int = 8080
-    token: str = ""
+    #: File holding the bearer token for POST /v1/alerts (re-read on change); "" = no auth.
+    token_file: str = ""
+    #: File holding a bearer token required for /metrics; "" = /metrics open.
+    metrics_token_file: str = ""
+    #: With mutual TLS: client certificate subjects allowed (common name or CN=..,O=..); () = any.
+    client_subjects: tuple[str, ...] = ()
     max_body: int = 1024 * 1024
     request_timeout: float = 5.0
     tls_cert: str = ""
@@ -37,10 +43,17 @@ ReadyProbe = Callable[[], Awaitable[bool]]
 SERVICE_KEY = web.AppKey("ingest", IngestService)
 SETTINGS_KEY = web.AppKey("settings", ReceiverSettings)
 PROBE_KEY: web.AppKey[ReadyProbe] = web.AppKey("ready_probe")
+TOKEN_KEY = web.AppKey("token", FileSecret)
+METRICS_TOKEN_KEY = web.AppKey("metrics_token", FileSecret)
+JOURNAL_KEY = web.AppKey("journal", Journal)
 
 
 # Bound once: the series exist (at 0) from the start, and no label lookup per request.
-_ACCEPTED = {True: metrics.ALERTS_ACCEPTED.labels("created"), False: metrics.ALERTS_ACCEPTED.labels("merged")}
+_ACCEPTED = {
+    True: metrics.ALERTS_ACCEPTED.labels("created"),
+    False: metrics.ALERTS_ACCEPTED.labels("merged"),
+    None: metrics.ALERTS_ACCEPTED.labels("journaled"),
+}
 
 
 def _error(status: int, code: str, message: str, **headers: str) -> web.Response:
@@ -73,24 +86,28 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 async def post_alert(request: web.Request) -> web.Response:
-    """Validate one Falco alert, store or merge it, and answer 202 only once it is persisted."""
+    """Validate one Falco alert and answer 202 once it is kept: stored (or merged), or in the journal."""
     started = time.perf_counter()
     metrics.ALERTS_RECEIVED.inc()
     settings: ReceiverSettings = request.app[SETTINGS_KEY]
-    if settings.token:
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {settings.token}".encode()):
-            return _error(
-                401, "unauthorized", "missing or wrong bearer token", **{"WWW-Authenticate": "Bearer"}
-            )
+    token = request.app.get(TOKEN_KEY)
+    if token is not None and not token.matches(request.headers.get("Authorization", "")):
+        return _error(401, "unauthorized", "missing or wrong bearer token", **{"WWW-Authenticate": "Bearer"})
+    if settings.client_subjects and not peer_subject_allowed(
+        request.transport.get_extra_info("peercert") if request.transport else None, settings.client_subjects
+    ):
+        return _error(403, "forbidden", "client certificate subject not allowed")
     if request.content_length is not None and request.content_length > settings.max_body:
         return _error(413, "body_too_large", f"body exceeds the limit of {settings.max_body} bytes")
     body = await request.read()
     try:
-        spec = normalise(parse_alert_body(body))
+        spec = alert_from_body(body)
     except InvalidAlert as exc:
         return _error(400, "invalid_alert", str(exc))
     service = request.app[SERVICE_KEY]
+    journal = request.app.get(JOURNAL_KEY)
+    if journal is not None:
+        return await _journal(journal, service, spec, settings, started)
     # A repeat of a stored alert is counted without awaiting anything (no task, no timer).
     result = service.merge_known(spec)
     try:
@@ -107,6 +124,10 @@ async def post_alert(request: web.Request) -> web.Response:
         return _error(503, "api_unavailable", f"the alert was not stored: {exc}", **{"Retry-After": "2"})
     except KubeError as exc:
         return _error(503, "api_error", f"the alert was not stored: {exc}", **{"Retry-After": "5"})
+    return _accepted(result, started)
+
+
+def _accepted(result: IngestResult, started: float) -> web.Response:
     _ACCEPTED[result.created].inc()
     metrics.ACK_LATENCY.observe(time.perf_counter() - started)
     return web.json_response(
@@ -115,7 +136,29 @@ async def post_alert(request: web.Request) -> web.Response:
     )
 
 
-async def metrics_endpoint(_: web.Request) -> web.Response:
+async def _journal(
+    journal: Journal, service: IngestService, spec: FalcoAlertSpec, settings: ReceiverSettings, started: float
+) -> web.Response:
+    """Journal mode: 202 once the alert is durably in the local journal; the drainer stores it."""
+    try:
+        async with asyncio.timeout(settings.request_timeout):
+            await journal.append(spec.model_dump_json(by_alias=True).encode())
+    except JournalFull as exc:
+        return _error(503, "journal_full", f"the alert was not accepted: {exc}", **{"Retry-After": "5"})
+    except TimeoutError:
+        return _error(
+            503,
+            "timeout",
+            f"not journaled within {settings.request_timeout:g}s; retry",
+            **{"Retry-After": "1"},
+        )
+    return _accepted(service.expected(spec), started)
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    token = request.app.get(METRICS_TOKEN_KEY)
+    if token is not None and not token.matches(request.headers.get("Authorization", "")):
+        return _error(401, "unauthorized", "missing or wrong bearer token", **{"WWW-Authenticate": "Bearer"})
     return web.Response(body=metrics.exposition(), content_type="text/plain", charset="utf-8")
 
 
@@ -124,10 +167,11 @@ async def healthz(_: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when the API server answered recently: stop sending us alerts we could not store."""
+    """Ready when we can take alerts: the API server answered recently, or (with a journal) the
+    journal has room. Stop sending us alerts we could not keep."""
     if await request.app[PROBE_KEY]():
         return web.json_response({"status": "ready"})
-    return _error(503, "not_ready", "the Kubernetes API server is not reachable")
+    return _error(503, "not_ready", "alerts cannot be taken now (API server unreachable or journal full)")
 
 
 def _application(settings: ReceiverSettings, ready_probe: ReadyProbe) -> web.Application:
@@ -135,6 +179,8 @@ def _application(settings: ReceiverSettings, ready_probe: ReadyProbe) -> web.App
     app = web.Application(client_max_size=settings.max_body, middlewares=[_errors])
     app[SETTINGS_KEY] = settings
     app[PROBE_KEY] = ready_probe
+    if settings.metrics_token_file:
+        app[METRICS_TOKEN_KEY] = FileSecret(settings.metrics_token_file)
     app.add_routes(
         [
             web.get("/healthz", healthz),
@@ -145,31 +191,47 @@ def _application(settings: ReceiverSettings, ready_probe: ReadyProbe) -> web.App
     return app
 
 
-def build_app(service: IngestService, settings: ReceiverSettings, ready_probe: ReadyProbe) -> web.Application:
+def build_app(
+    service: IngestService,
+    settings: ReceiverSettings,
+    ready_probe: ReadyProbe,
+    journal: Journal | None = None,
+) -> web.Application:
     """The receiver application (also mounted next to the operator in ``run``)."""
     app = _application(settings, ready_probe)
     app[SERVICE_KEY] = service
+    if settings.token_file:
+        app[TOKEN_KEY] = FileSecret(settings.token_file)
+    if journal is not None:
+        app[JOURNAL_KEY] = journal
     app.add_routes([web.post("/v1/alerts", post_alert)])
     return app
 
 
-def build_health_app(ready_probe: ReadyProbe, max_body: int = 1024) -> web.Application:
+def build_health_app(
+    ready_probe: ReadyProbe, max_body: int = 1024, metrics_token_file: str = ""
+) -> web.Application:
     """Probes and metrics alone, plain HTTP (``--health-bind``): for kubelet probes and Prometheus
     when the receiver requires mutual TLS, and for ``run --no-receiver``, which has no receiver."""
-    return _application(ReceiverSettings(max_body=max_body), ready_probe)
+    return _application(
+        ReceiverSettings(max_body=max_body, metrics_token_file=metrics_token_file), ready_probe
+    )
 
 
-def ssl_context(settings: ReceiverSettings) -> ssl.SSLContext | None:
+def tls(settings: ReceiverSettings) -> ReloadingTLS | None:
     """HTTPS when a certificate is configured; mutual TLS when a client CA is too."""
     if not settings.tls_cert:
         return None
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(settings.tls_cert, settings.tls_key or None)
-    if settings.tls_client_ca:
-        ctx.load_verify_locations(settings.tls_client_ca)
-        ctx.verify_mode = ssl.CERT_REQUIRED
-    return ctx
+    return ReloadingTLS(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+
+
+def journal_probe(journal: Journal) -> ReadyProbe:
+    """With a journal the receiver takes alerts while the API server is away: ready unless full."""
+
+    async def probe() -> bool:
+        return not journal.full
+
+    return probe
 
 
 def cached_probe(check: Callable[[], bool], ttl: float = 5.0) -> ReadyProbe:
@@ -194,10 +256,16 @@ async def serve(
     """Serve until ``stop`` is set."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context(settings))
+    reloading = tls(settings)
+    site = web.TCPSite(
+        runner, settings.host, settings.port, ssl_context=reloading.context if reloading else None
+    )
     await site.start()
     log.info("%s listening on %s:%s", name, settings.host, settings.port)
+    watcher = asyncio.create_task(reloading.run(stop)) if reloading else None
     try:
         await stop.wait()
     finally:
-        await runner.cleanup()
+        await runner.cleanup()  # stops accepting, then waits for the requests in flight
+        if watcher is not None:
+            await watcher
