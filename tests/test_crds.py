@@ -107,6 +107,7 @@ def test_kubectl_columns_and_explain(cluster, namespace):
         "WRITER",
         "REVIEW",
         "AGE",
+        "INCIDENT",
     ]
     wide = subprocess.run(
         [*kubectl, "get", "ar", "-n", namespace, "-o", "wide"], capture_output=True, text=True, check=True
