@@ -51,8 +51,11 @@ def plan(ctx: ReportContext, judgement: Judgement) -> tuple[list[ReportMitigatio
         return [*first, *hardening], exception.refused
     confirm = _m(
         "Confirm or rule out before changing anything",
-        "Run the read-only steps below; treat it as an intrusion if the program, its parent or its peer "
-        "is not explained.",
+        "Ask the user (or the owner of the credential) whether the request was theirs and expected; treat "
+        "it as an intrusion if the user, the verb or the command is not explained."
+        if ctx.alert.source == "k8s_audit"
+        else "Run the read-only steps below; treat it as an intrusion if the program, its parent or its "
+        "peer is not explained.",
     )
     return [confirm, *hardening, *_exception(exception, judgement, first=False)], exception.refused
 
