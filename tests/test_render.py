@@ -539,7 +539,9 @@ def test_known_benign_actor_is_recognised_with_a_precise_exception(
     assert actor in spec["verdictReason"]
     assert spec["evidence"][0]["direction"] == "benign"
     assert spec["evidence"][0]["strength"] == "strong"
-    assert spec["mitigations"][0]["kind"] == "falco-exception"
+    # A test tool's run needs no fix first; anything else's first step is the exact exception.
+    first = 1 if actor == "Falco event-generator" else 0
+    assert spec["mitigations"][first]["kind"] == "falco-exception"
     (exception,) = [m for m in spec["mitigations"] if m["kind"] == "falco-exception"]
     item = yaml.safe_load(exception["snippet"])[0]
     assert item["rule"] == rule

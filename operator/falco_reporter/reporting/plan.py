@@ -48,6 +48,17 @@ def plan(ctx: ReportContext, judgement: Judgement) -> tuple[list[ReportMitigatio
                 f"by hand in your own rules: {exception.refused}.",
             )
         ]
+        identity = judgement.identity
+        if identity is not None and identity.actor.simulates_attacks:
+            # A test tool's alerts are the point of running it: excepting them blinds the test.
+            first.insert(
+                0,
+                _m(
+                    f"Nothing to fix: a {identity.actor.name} test run",
+                    "Check that the run was planned and remove the tool when the test ends; except its "
+                    "pattern only if it runs permanently (next step).",
+                ),
+            )
         return [*first, *hardening], exception.refused
     confirm = _m(
         "Confirm or rule out before changing anything",
