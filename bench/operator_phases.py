@@ -20,7 +20,66 @@ def latency(bench: Bench) -> None:
     if bench.receiver is not None:
         bench.note_receiver_memory()
         bench.receiver.stop()
-    ns = bench.ns("latency")
+    runs, op = _measure(
+        bench, "latency", ((20, bench.args.latency_count * 2 // 5), (50, bench.args.latency_count))
+    )
+    bench.details["latency"] = runs
+    bench.details["operator_embedded_hwm_kb"] = S.status_kb(op.pid, "VmHWM")
+    op.stop()
+    # The same 50/s run without incident correlation, for its cost side by side.
+    plain, op_plain = _measure(bench, "nocorr", ((50, bench.args.latency_count),), "--incident-window", "0")
+    op_plain.stop()
+    bench.details["latency_without_correlation"] = plain
+    low, high = runs[20], runs[50]
+    pct = high["report_s"]
+    cost = f"; per alert: operator {high['operator_ms_per_alert']} ms CPU" + (
+        f", kube-apiserver {high['apiserver_ms_per_alert']} ms CPU" if high["apiserver_ms_per_alert"] else ""
+    )
+    bench.row(
+        "alert -> AlertReport latency p50 / p95 / p99 (50/s, built-in writer)",
+        f"{pct[50]:.2f} / {pct[95]:.2f} / {pct[99]:.2f} s"
+        + (f", {high['missing']} reports missing" if high["missing"] else ""),
+        f"same at 20/s: {low['report_s'][50]:.2f} / {low['report_s'][95]:.2f} / "
+        f"{low['report_s'][99]:.2f} s; POST->202 p50 {fmt(high['ack']['latency_ms']['p50'], 0)} ms" + cost,
+        "",
+        "p95 < 1 s",
+        pct[95] < 1.0 and high["missing"] == 0,
+        machine_busy_pct=high["machine"]["machine_busy_pct"],
+        others_cores=high["machine"]["others_cores"],
+    )
+    plain_pct = plain[50]["report_s"]
+    bench.row(
+        "cost of incident correlation: p95 alert -> AlertReport at 50/s, with / without",
+        f"{pct[95]:.2f} / {plain_pct[95]:.2f} s",
+        f"p50 {pct[50]:.2f} / {plain_pct[50]:.2f} s; operator CPU per alert {high['operator_ms_per_alert']} / "
+        f"{plain[50]['operator_ms_per_alert']} ms",
+        "",
+        "p95 < 1 s with correlation",
+        pct[95] < 1.0,
+    )
+    for rate, run in [*runs.items(), *((f"{r} without correlation", v) for r, v in plain.items())]:
+        bench.check(
+            f"latency {rate}/s: every 202 got exactly one AlertReport",
+            run["names"],
+            run["names"] - run["missing"],
+        )
+        bench.check(
+            f"latency {rate}/s: /metrics reports_written delta = alerts acknowledged",
+            run["names"],
+            run["written"],
+        )
+        bench.check(
+            f"latency {rate}/s: /metrics alerts_accepted{{created}} delta = 202s",
+            run["names"],
+            run["created"],
+        )
+
+
+def _measure(
+    bench: Bench, label: str, rates: tuple[tuple[int, int], ...], *extra: str
+) -> tuple[dict[int, dict[str, Any]], S.Reporter]:
+    """Start an operator (with ``extra`` flags), send unique alerts at each rate, time each report."""
+    ns = bench.ns(label)
     op = S.Reporter(
         bench.kubeconfig,
         "run",
@@ -31,10 +90,12 @@ def latency(bench: Bench) -> None:
         ns,
         "--flush-interval",
         str(FLUSH),
+        *extra,
     )
     op.wait_healthy()
     bench.pids.append(op.pid)
-    bench.details["operator_rss_start_kb"] = S.status_kb(op.pid, "VmRSS")
+    if label == "latency":
+        bench.details["operator_rss_start_kb"] = S.status_kb(op.pid, "VmRSS")
     watcher = S.Watcher(bench.kubeconfig, ns, "alertreports")
     watcher.start()
     watcher.ready.wait(10)
@@ -42,9 +103,11 @@ def latency(bench: Bench) -> None:
     apiserver = bench.cluster.pids.get("kube-apiserver") if bench.cluster is not None else None
     runs: dict[int, dict[str, Any]] = {}
     try:
-        warm = bench.loadgen(op.url, "unique", ns, 20, rate=10, run_id=f"{bench.run_id}w", record=True)
+        warm = bench.loadgen(
+            op.url, "unique", ns, 20, rate=10, run_id=f"{bench.run_id}w{label[0]}", record=True
+        )
         wait_until(lambda: len(watcher.seen) >= len(warm["acked"]), 60)
-        for rate, count in ((20, bench.args.latency_count * 2 // 5), (50, bench.args.latency_count)):
+        for rate, count in rates:
             before = op.metrics()
             cpu0, api0 = S.cpu_seconds(op.pid), S.cpu_seconds(apiserver) if apiserver else 0.0
             machine = bench.machine().start()
@@ -55,7 +118,7 @@ def latency(bench: Bench) -> None:
                 count,
                 rate=rate,
                 duration=count / rate + 30,
-                run_id=f"{bench.run_id}l{rate}",
+                run_id=f"{bench.run_id}{label[0]}{rate}",
                 record=True,
             )
             names = {name: sent for _, name, sent in res.pop("acked")}
@@ -85,42 +148,7 @@ def latency(bench: Bench) -> None:
             }
     finally:
         watcher.stop()
-    bench.details["latency"] = runs
-    bench.details["operator_embedded_hwm_kb"] = S.status_kb(op.pid, "VmHWM")
-    op.stop()
-    low, high = runs[20], runs[50]
-    pct = high["report_s"]
-    cost = f"; per alert: operator {high['operator_ms_per_alert']} ms CPU" + (
-        f", kube-apiserver {high['apiserver_ms_per_alert']} ms CPU" if high["apiserver_ms_per_alert"] else ""
-    )
-    bench.row(
-        "alert -> AlertReport latency p50 / p95 / p99 (50/s, built-in writer)",
-        f"{pct[50]:.2f} / {pct[95]:.2f} / {pct[99]:.2f} s"
-        + (f", {high['missing']} reports missing" if high["missing"] else ""),
-        f"same at 20/s: {low['report_s'][50]:.2f} / {low['report_s'][95]:.2f} / "
-        f"{low['report_s'][99]:.2f} s; POST->202 p50 {fmt(high['ack']['latency_ms']['p50'], 0)} ms" + cost,
-        "",
-        "p95 < 1 s",
-        pct[95] < 1.0 and high["missing"] == 0,
-        machine_busy_pct=high["machine"]["machine_busy_pct"],
-        others_cores=high["machine"]["others_cores"],
-    )
-    for rate, run in runs.items():
-        bench.check(
-            f"latency {rate}/s: every 202 got exactly one AlertReport",
-            run["names"],
-            run["names"] - run["missing"],
-        )
-        bench.check(
-            f"latency {rate}/s: /metrics reports_written delta = alerts acknowledged",
-            run["names"],
-            run["written"],
-        )
-        bench.check(
-            f"latency {rate}/s: /metrics alerts_accepted{{created}} delta = 202s",
-            run["names"],
-            run["created"],
-        )
+    return runs, op
 
 
 def memory(bench: Bench) -> None:
