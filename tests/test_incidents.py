@@ -296,3 +296,42 @@ def test_export_groups_an_incident_in_the_index_deterministically() -> None:
     assert len(order) == 3
     assert "terminal-shell-in-container" in order[0]
     assert "drop-and-execute" in order[2]
+
+
+@pytest.mark.cluster
+def test_restarting_the_operator_mid_burst_changes_nothing(cluster, kube_api, namespace, tmp_path) -> None:
+    """Half an incident's alerts before an operator restart, half after: one incident, every member told of all."""
+    pod = "worker-6f7d8c9b5-k2m4p"
+    alerts = [
+        _alert(namespace, pod, rule, priority, f"2026-11-20T10:0{i}:00.000000000Z",
+               **{"proc.name": f"p{i}", "proc.exepath": f"/usr/bin/p{i}", "proc.cmdline": f"p{i} --run"})
+        for i, (rule, priority) in enumerate([
+            ("Terminal shell in container", "Notice"),
+            ("Read sensitive file untrusted", "Warning"),
+            ("Search Private Keys or Passwords", "Warning"),
+            ("Drop and execute new binary in container", "Critical"),
+            ("Clear Log Activities", "Warning"),
+            ("Redirect STDOUT/STDIN to Network Connection in Container", "Notice"),
+        ])
+    ]  # fmt: skip
+    names: list[str] = []
+    for half in (alerts[:3], alerts[3:]):
+        with FalcoReporterProcess(str(cluster.kubeconfig), log_dir=tmp_path) as proc:
+            for alert in half:
+                status, body = post(proc.url, json.dumps(alert).encode())
+                assert status == 202, body
+                names.append(body["name"])
+            for name in names:
+                wait_report(kube_api, namespace, name, timeout=60)
+
+        def told() -> list[dict[str, Any]] | None:
+            items = [r for r in listed(kube_api, "alertreports", namespace) if r["metadata"]["name"] in names]
+            counts = {r["spec"]["incident"]["alerts"] for r in items}
+            return items if len(items) == len(names) and counts == {len(names)} else None
+
+        # The first process tells the first half of each other; the second, started cold, reads
+        # them back and tells everyone (pending changes are told at shutdown, not dropped).
+        items = wait_for(told, timeout=90, what=f"the {len(names)} members told of each other")
+    assert len({r["metadata"]["labels"][LABEL_INCIDENT] for r in items}) == 1
+    timeline = items[0]["spec"]["incident"]["timeline"]
+    assert [e["alert"] for e in timeline] == names

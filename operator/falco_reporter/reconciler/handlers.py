@@ -85,6 +85,11 @@ def register(
             ref = dict(status.get("reportRef") or {})
             patch.status["reportRef"] = {**ref, "occurrences": int(occurrences.get("count", 0))}
 
+    @kopf.on.cleanup(registry=registry)
+    async def tell_pending_incidents(**_: Any) -> None:
+        if reconciler.incidents is not None:
+            await reconciler.incidents.flush()
+
     @kopf.on.event(API_GROUP, API_VERSION, FALCOALERTS, registry=registry, when=_deleted)
     async def alert_deleted(
         name: str, namespace: str | None, spec: kopf.Spec, status: kopf.Status, **_: Any

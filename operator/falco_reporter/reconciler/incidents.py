@@ -97,6 +97,17 @@ class IncidentTracker:
         if task is None or task.done():
             self._pending[key] = asyncio.create_task(self._refresh_later(key))
 
+    async def flush(self) -> None:
+        """At shutdown: tell every incident with a pending change now rather than lose it."""
+        pending = [(key, task) for key, task in self._pending.items() if not task.done()]
+        for _, task in pending:
+            task.cancel()
+        for key, _ in pending:
+            try:
+                await self.refresh(key)
+            except KubeError as exc:
+                log.warning("refreshing incident %s/%s at shutdown failed: %s", key[0], key[1], exc)
+
     async def _refresh_later(self, key: Key) -> None:
         await asyncio.sleep(self._settle)
         try:
