@@ -335,3 +335,11 @@ def test_restarting_the_operator_mid_burst_changes_nothing(cluster, kube_api, na
     assert len({r["metadata"]["labels"][LABEL_INCIDENT] for r in items}) == 1
     timeline = items[0]["spec"]["incident"]["timeline"]
     assert [e["alert"] for e in timeline] == names
+
+
+def test_run_takes_the_documented_export_and_incident_flags() -> None:
+    """`run --export-dir DIR --incident-window 0` parses (the README documents both)."""
+    from falco_reporter.cli import build_parser
+
+    args = build_parser().parse_args(["run", "--export-dir", "/tmp/reports", "--incident-window", "0"])
+    assert (args.export_dir, args.incident_window, args.export_interval) == ("/tmp/reports", 0, 30.0)

@@ -220,6 +220,18 @@ def build_parser() -> argparse.ArgumentParser:
         "thousands of alerts are pending at start-up (env FALCO_REPORTER_MAX_WORKERS; default %(default)s)",
     )
     run.add_argument(
+        "--export-dir",
+        default=_env("EXPORT_DIR", ""),
+        help="keep this directory in sync with the reports (Markdown, YAML, index), as `export` writes "
+        "it, for a git-committing sidecar (env FALCO_REPORTER_EXPORT_DIR; default: off)",
+    )
+    run.add_argument(
+        "--export-interval",
+        type=float,
+        default=float(_env("EXPORT_INTERVAL", "30")),
+        help="seconds between --export-dir syncs (env FALCO_REPORTER_EXPORT_INTERVAL; default %(default)s)",
+    )
+    run.add_argument(
         "--incident-window",
         type=int,
         default=int(_env("INCIDENT_WINDOW", str(DEFAULT_INCIDENT_WINDOW))),
