@@ -186,7 +186,7 @@ class LLMWriter:
                     )
                 accepted = outcome.answer is not None and not problems
                 metrics.LLM_ANSWERS.labels(self.backend, "accepted" if accepted else "rejected").inc()
-                if outcome.answer is not None and not problems:
+                if accepted and outcome.answer is not None:
                     self.cache.put(key, (outcome.answer, outcome.method))
                     return self._merge(
                         ctx,
