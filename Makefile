@@ -12,9 +12,10 @@ FALCOSIDEKICK_SRC ?= $(abspath ../shared/falcosidekick/falcosidekick-2.34.1.tar.
 export FALCOSIDEKICK_SRC
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 # llama-cpp-python is sdist-only: compiled once (~5 min on 2 cores), then pip's wheel cache
-# (outside the clone) makes every later install take about a second. Keep it pinned.
+# (outside the clone) makes every later install take about a second. Keep it pinned. Its [server]
+# extra is the OpenAI-compatible server the openai-compatible provider's real test runs against.
 LLAMA_CPP_VERSION ?= 0.3.36
-LLAMA_STAMP := $(VENV)/.llama-cpp-$(LLAMA_CPP_VERSION)
+LLAMA_STAMP := $(VENV)/.llama-cpp-server-$(LLAMA_CPP_VERSION)
 LLM_MODEL := $(CACHE)/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
 IMAGE ?= falco-reporter:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 EXTRAS ?=
@@ -53,7 +54,7 @@ node-deps:
 	bash hack/node-deps.sh
 
 $(LLAMA_STAMP): $(STAMP)
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PY) -m pip install --quiet 'llama-cpp-python==$(LLAMA_CPP_VERSION)'
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PY) -m pip install --quiet 'llama-cpp-python[server]==$(LLAMA_CPP_VERSION)'
 	touch $@
 
 $(LLM_MODEL):

@@ -6,6 +6,7 @@ import asyncio
 import copy
 import importlib.util
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from falco_reporter.reporting.builtin import BuiltinWriter
 from falco_reporter.reporting.cache import AnswerCache, Budget, OverBudget, answer_key
 from falco_reporter.reporting.chain import PROMPT_VERSION, LLMWriter, ProviderUnavailable, parse_answer_text
 from falco_reporter.reporting.chain import providers as chain  # its importlib is patched
+from falco_reporter.reporting.chain.negotiation import forget_endpoints
 from falco_reporter.reporting.context import ReportContext, WriterFailed
 from falco_reporter.reporting.guard import LLMAnswer, check_answer, injection_markers
 from falco_reporter.reporting.llm_config import LLMConfig, LLMConfigError
@@ -138,6 +140,14 @@ def kb() -> KnowledgeBase:
     return load()
 
 
+@pytest.fixture(autouse=True)
+def fresh_endpoints() -> Iterator[None]:
+    """Every test negotiates structured output afresh (the writer remembers it per endpoint)."""
+    forget_endpoints()
+    yield
+    forget_endpoints()
+
+
 # --- the structured path ---------------------------------------------------------------------
 
 
@@ -170,6 +180,7 @@ async def test_valid_structured_answer_becomes_a_grounded_draft(kb: KnowledgeBas
     assert draft.writer.tokens == 1200
     assert draft.writer.cache_hit is False
     assert draft.writer.latency_ms >= 1
+    assert draft.writer.structured_output == "function_calling"  # a fake without method= gets tool calls
 
 
 async def test_prompt_has_rules_and_three_delimited_data_blocks(kb: KnowledgeBase) -> None:
@@ -210,6 +221,7 @@ async def test_text_answer_with_fences_and_raw_newlines_is_parsed(kb: KnowledgeB
     writer = LLMWriter(config(), kb, model=fake)
     draft = await writer.write(context(real_alert()))
     assert writer.structured is False
+    assert draft.writer.structured_output == "text"
     assert draft.analysis == "Line one.\nLine two."
     assert "JSON" in str(fake.prompts[0][0].content)  # format instructions in the system message
     assert draft.writer.tokens == 0  # the fake reports no usage
@@ -505,6 +517,7 @@ async def test_second_identical_alert_is_a_cache_hit(kb: KnowledgeBase) -> None:
     assert writer.model_calls == 1
     assert (first.writer.cache_hit, second.writer.cache_hit) == (False, True)
     assert second.writer.tokens == 0
+    assert second.writer.structured_output == first.writer.structured_output == "function_calling"
     assert second.summary == first.summary
     third = await writer.write(context(real_alert(cmdline="sh -lc id")))
     assert third.writer.cache_hit is False

@@ -301,7 +301,8 @@ class RateLimitError(Exception):
 
 
 class HttpChatModel(BaseChatModel):
-    """A minimal OpenAI-compatible chat client over aiohttp (langchain-openai is not installed here)."""
+    """A minimal OpenAI-compatible chat client over aiohttp: no SDK retries, so each fault maps to one request
+    (ChatOpenAI against a real server: tests/test_openai_compat_real.py)."""
 
     base_url: str
 

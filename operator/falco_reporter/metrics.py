@@ -87,6 +87,13 @@ ENRICHMENT_GAPS = Counter(
     registry=REGISTRY,
 )
 LLM_CALLS = Counter("falco_reporter_llm_calls", "Model calls, by result", ["result"], registry=REGISTRY)
+LLM_ANSWERS = Counter(
+    "falco_reporter_llm_answers",
+    "Model answers by provider and outcome: accepted, rejected (unparseable or failing the checks), "
+    "timeout, error (no answer), unsupported (the server refused the structured-output method)",
+    ["provider", "outcome"],
+    registry=REGISTRY,
+)
 LLM_TOKENS = Counter("falco_reporter_llm_tokens", "Tokens used by model calls", registry=REGISTRY)
 LLM_CACHE_HITS = Counter(
     "falco_reporter_llm_cache_hits", "Reports answered from the LLM answer cache", registry=REGISTRY

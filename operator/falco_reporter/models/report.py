@@ -119,6 +119,8 @@ class Writer(_Camel):
     latency_ms: int = Field(default=0, alias="latencyMs")
     cache_hit: bool = Field(default=False, alias="cacheHit")
     redactions: list[str] = Field(default_factory=list)
+    structured_output: str = Field(default="", alias="structuredOutput")
+    """How the model was asked for the answer: json_schema, function_calling, json_mode or text."""
 
 
 class TimelineEntry(_Camel):

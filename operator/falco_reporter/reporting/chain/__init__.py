@@ -7,8 +7,9 @@ draft (which keeps the MITRE mapping, the exact Falco exception and the curated 
 Any failure raises :class:`WriterFailed`, and :class:`ReportService` falls back to the built-in
 writer with the reason in ``writer.fallbackReason``.
 
-Modules: ``providers`` builds the chat model, ``exchange`` turns the prompt into messages and the
-reply into an answer, ``writer`` is the :class:`LLMWriter`. The LangChain-free parts live beside
+Modules: ``providers`` builds the chat model, ``negotiation`` picks its structured-output method
+per endpoint, ``exchange`` turns the prompt into messages and the reply into an answer, ``writer``
+is the :class:`LLMWriter`. The LangChain-free parts live beside
 this package (``reporting.prompt``, ``reporting.answer_parsing``, ``reporting.answer_merge``).
 """
 

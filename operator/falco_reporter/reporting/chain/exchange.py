@@ -1,7 +1,8 @@
 """One exchange with the chat model in LangChain terms: the prompt as messages, the reply as an LLMAnswer.
 
-A reply comes from structured output (tool calling with ``include_raw=True``) or as plain text,
-which goes through LangChain's Pydantic parser and then the lenient JSON reader.
+A reply comes from structured output (``include_raw=True``: a JSON schema, a tool call or JSON
+mode) or as plain text, which goes through LangChain's Pydantic parser and then the lenient JSON
+reader.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class Outcome:
     answer: LLMAnswer | None
     problems: list[str]
     tokens: int
+    method: str = ""
+    """The structured-output method that produced the reply (see ``negotiation``)."""
 
 
 def interpret(result: Any, raw: Any, parser: PydanticOutputParser[LLMAnswer], max_tokens: int) -> Outcome:

@@ -2,17 +2,19 @@
 
 Identical alerts share one model call (single flight, then the answer cache); a rejected answer
 gets one retry with the problems named; any failure raises WriterFailed, so ReportService falls
-back to the built-in writer.
+back to the built-in writer. On a new endpoint the structured-output method is negotiated first
+(``negotiation``): a server refusing a method costs neither the retry nor a model failure.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -34,6 +36,7 @@ from falco_reporter.reporting.chain.exchange import (
     interpret,
     retry_message,
 )
+from falco_reporter.reporting.chain.negotiation import Method, Negotiator, refused_method
 from falco_reporter.reporting.chain.providers import build_chat_model
 from falco_reporter.reporting.context import ReportContext, ReportDraft, WriterFailed
 from falco_reporter.reporting.guard import LLMAnswer, check_answer, grounding_anchors, untrusted_texts
@@ -44,6 +47,10 @@ from falco_reporter.reporting.redaction import Redactor, redact_alert
 log = logging.getLogger(__name__)
 
 ATTEMPTS = 2
+
+
+class _Refused(Exception):
+    """The server refused the structured-output method; the next one is tried."""
 
 
 class LLMWriter:
@@ -64,9 +71,10 @@ class LLMWriter:
         self._model = model if model is not None else build_chat_model(config)
         self._clock = clock
         self._parser: PydanticOutputParser[LLMAnswer] = PydanticOutputParser(pydantic_object=LLMAnswer)
-        self._structured = self._structured_runnable(self._model)
+        self._negotiator = Negotiator(config, self._model)
         self._builtin = BuiltinWriter()
-        self.cache: AnswerCache[LLMAnswer] = AnswerCache(config.cache_size)
+        # An answer is cached with the structured-output method that produced it.
+        self.cache: AnswerCache[tuple[LLMAnswer, str]] = AnswerCache(config.cache_size)
         self.budget = Budget(
             calls_per_hour=config.calls_per_hour,
             tokens_per_hour=config.tokens_per_hour,
@@ -79,23 +87,21 @@ class LLMWriter:
         self._lock = threading.Lock()
         self._flights: dict[str, tuple[asyncio.Lock, int]] = {}
         self.model_calls = 0
-        log.info("%s (%s output)", config.describe(), "structured" if self._structured else "text")
+        log.info("%s (structured output: %s)", config.describe(), self.method)
 
     @property
     def backend(self) -> str:
         return self._config.provider
 
     @property
-    def structured(self) -> bool:
-        """True when the model produces the answer through tool calling (``with_structured_output``)."""
-        return self._structured is not None
+    def method(self) -> str:
+        """The structured-output method the next call uses: the negotiated one, else the strongest."""
+        return self._negotiator.preferred.name
 
-    @staticmethod
-    def _structured_runnable(model: BaseChatModel) -> Runnable[Any, Any] | None:
-        try:
-            return model.with_structured_output(LLMAnswer, include_raw=True)
-        except NotImplementedError:
-            return None
+    @property
+    def structured(self) -> bool:
+        """True when the model answers in a schema (``with_structured_output``), not in free text."""
+        return self.method != "text"
 
     # --- ReportWriter ----------------------------------------------------------------------
 
@@ -137,36 +143,52 @@ class LLMWriter:
             cached = self.cache.get(key)
             if cached is not None:
                 metrics.LLM_CACHE_HITS.inc()
+                answer, method = cached
                 return self._merge(
-                    ctx, base, cached, tokens=0, started=started, cache_hit=True, redactions=redactor.kinds
+                    ctx,
+                    base,
+                    answer,
+                    tokens=0,
+                    started=started,
+                    cache_hit=True,
+                    redactions=redactor.kinds,
+                    method=method,
                 )
 
-            format_instructions = "" if self._structured else self._parser.get_format_instructions()
-            messages = build_messages(
-                prompt_texts(
-                    ctx,
-                    alert,
-                    enrichment,
-                    base,
-                    format_instructions=format_instructions,
-                    redactor=redactor if self._config.redact else None,
-                )
-            )
+            def messages(method: Method, problems: list[str]) -> list[BaseMessage]:
+                """The prompt for ``method`` (JSON mode and text describe the schema) and any retry note."""
+                instructions = self._parser.get_format_instructions() if method.needs_instructions else ""
+                note = [retry_message(problems)] if problems else []
+                return [
+                    *build_messages(
+                        prompt_texts(
+                            ctx,
+                            alert,
+                            enrichment,
+                            base,
+                            format_instructions=instructions,
+                            redactor=redactor if self._config.redact else None,
+                        )
+                    ),
+                    *note,
+                ]
+
             untrusted = untrusted_texts(alert, ctx.enrichment)
             anchors = grounding_anchors(alert, ctx.enrichment)
             tokens = 0
             problems: list[str] = []
             for attempt in range(1, ATTEMPTS + 1):
-                prompt = messages if not problems else [*messages, retry_message(problems)]
-                outcome = await self._ask(prompt)
+                outcome = await self._ask(functools.partial(messages, problems=problems))
                 tokens += outcome.tokens
                 problems = outcome.problems
                 if outcome.answer is not None and not problems:
                     problems = check_answer(
                         outcome.answer, allowed_url=self._kb.allowed_url, untrusted=untrusted, anchors=anchors
                     )
-                if outcome.answer is not None and not problems:
-                    self.cache.put(key, outcome.answer)
+                accepted = outcome.answer is not None and not problems
+                metrics.LLM_ANSWERS.labels(self.backend, "accepted" if accepted else "rejected").inc()
+                if accepted and outcome.answer is not None:
+                    self.cache.put(key, (outcome.answer, outcome.method))
                     return self._merge(
                         ctx,
                         base,
@@ -175,6 +197,7 @@ class LLMWriter:
                         started=started,
                         cache_hit=False,
                         redactions=redactor.kinds,
+                        method=outcome.method,
                     )
                 log.info(
                     "%s answer rejected (attempt %d/%d): %s",
@@ -189,20 +212,45 @@ class LLMWriter:
 
     # --- one model call --------------------------------------------------------------------
 
-    async def _ask(self, messages: Sequence[BaseMessage]) -> Outcome:
-        runnable: Runnable[Any, Any] = self._structured if self._structured is not None else self._model
+    async def _ask(self, prompt: Callable[[Method], list[BaseMessage]]) -> Outcome:
+        """One reply; on a new endpoint, methods the server refuses are skipped (not failures)."""
+        candidates = self._negotiator.candidates()
+        for index, method in enumerate(candidates):
+            messages = prompt(method)
+            try:
+                result = await self._call(method, messages, last=index == len(candidates) - 1)
+            except _Refused as exc:
+                log.info(
+                    "%s refused structured output %s, trying the next: %s", self.backend, method.name, exc
+                )
+                continue
+            self._negotiator.answered(method)
+            raw = result.get("raw") if isinstance(result, dict) else result
+            outcome = self._interpret(result, raw)
+            outcome.method = method.name
+            used = outcome.tokens or estimate_tokens(messages, raw)
+            self.budget.record_tokens(used)
+            metrics.LLM_TOKENS.inc(used)
+            return outcome
+        raise AssertionError("the last candidate (plain text) is never refused")  # pragma: no cover
+
+    async def _call(self, method: Method, messages: list[BaseMessage], *, last: bool) -> Any:
+        runnable: Runnable[Any, Any] = method.runnable if method.runnable is not None else self._model
         timeout = self._config.timeout_s
         try:
             async with self.budget.slot():
                 self.model_calls += 1
                 called = time.monotonic()
                 try:
-                    result = await asyncio.wait_for(self._invoke(runnable, list(messages)), timeout=timeout)
+                    result = await asyncio.wait_for(self._invoke(runnable, messages), timeout=timeout)
                 except TimeoutError as exc:
-                    metrics.LLM_CALLS.labels("timeout").inc()
+                    self._count("timeout")
                     raise WriterFailed(f"{self.backend} model call timed out after {timeout:g}s") from exc
                 except Exception as exc:  # provider errors: connection, auth, rate limits, ...
-                    metrics.LLM_CALLS.labels("error").inc()
+                    if not last and refused_method(exc):
+                        self._count("unsupported")
+                        raise _Refused(short(exc)) from exc
+                    self._count("error")
                     raise WriterFailed(
                         f"{self.backend} model call failed: {type(exc).__name__}: {short(exc)}"
                     ) from exc
@@ -211,12 +259,12 @@ class LLMWriter:
         except OverBudget as exc:
             metrics.LLM_BUDGET_REJECTIONS.inc()
             raise WriterFailed(f"over budget: {exc}") from exc
-        raw = result.get("raw") if isinstance(result, dict) else result
-        outcome = self._interpret(result, raw)
-        used = outcome.tokens or estimate_tokens(messages, raw)
-        self.budget.record_tokens(used)
-        metrics.LLM_TOKENS.inc(used)
-        return outcome
+        return result
+
+    def _count(self, outcome: str) -> None:
+        """A call that produced no answer: by result, and by provider and outcome."""
+        metrics.LLM_CALLS.labels(outcome).inc()
+        metrics.LLM_ANSWERS.labels(self.backend, outcome).inc()
 
     async def _invoke(self, runnable: Runnable[Any, Any], messages: list[BaseMessage]) -> Any:
         if self._in_process:
@@ -242,6 +290,7 @@ class LLMWriter:
         started: float,
         cache_hit: bool,
         redactions: list[str],
+        method: str,
     ) -> ReportDraft:
         """The model's text on top of the built-in draft, signed with how it was written."""
         writer = Writer(
@@ -253,5 +302,6 @@ class LLMWriter:
             latency_ms=max(1, int((self._clock() - started) * 1000)),
             cache_hit=cache_hit,
             redactions=redactions,
+            structured_output=method,
         )
         return merge_answer(base, answer, allowed_url=self._kb.allowed_url, writer=writer)
