@@ -76,9 +76,11 @@ def output_fields() -> dict[str, frozenset[str]]:
             "FALCO_UPSTREAM_DIR is not set: point it at the upstream Falco snapshot holding rules-index.json "
             "(CI sets FALCO_UPSTREAM_DIR=../shared/falco)"
         )
-    index: list[dict[str, Any]] = json.loads(
-        (Path(directory) / "rules-index.json").read_text(encoding="utf-8")
-    )
+    index: list[dict[str, Any]] = [
+        rule
+        for name in ("rules-index.json", "rules-index-k8saudit.json")
+        for rule in json.loads((Path(directory) / name).read_text(encoding="utf-8"))
+    ]
     return {r["rule"]: frozenset(r["output_fields"]) for r in index}
 
 
@@ -140,10 +142,12 @@ def test_signal_fields_are_carried_by_the_alert(
 
 
 def pins_identity(cause: Any) -> bool:
-    """True when the signals name an exact image repository, or a namespace plus the workload."""
+    """True when the signals name an exact image repository, a namespace plus the workload, or (audit
+    events) the exact authenticated user."""
     exact = {s.field for s in cause.signals if s.op in ("equals", "in")}
     image = bool(exact & {"image.repository", "container.image.repository"})
-    return image or ("k8s.ns.name" in exact and bool(exact & {"workload.name", "k8s.pod.name"}))
+    user = "ka.user.name" in exact
+    return image or user or ("k8s.ns.name" in exact and bool(exact & {"workload.name", "k8s.pod.name"}))
 
 
 @pytest.mark.parametrize("entry", entries(), ids=lambda e: e.rule)
