@@ -50,6 +50,18 @@ ENRICHMENT_GAPS = Counter(
     registry=REGISTRY,
 )
 LLM_CALLS = Counter("falco_reporter_llm_calls", "Model calls, by result", ["result"], registry=REGISTRY)
+LLM_ANSWERS = Counter(
+    "falco_reporter_llm_answers",
+    "Model answers by outcome (accepted, flagged = accepted with sense findings, rejected) per provider",
+    ["provider", "outcome"],
+    registry=REGISTRY,
+)
+LLM_FALLBACKS = Counter(
+    "falco_reporter_llm_fallbacks",
+    "Reports the built-in writer wrote after the model's answers were rejected, per provider",
+    ["provider"],
+    registry=REGISTRY,
+)
 LLM_TOKENS = Counter("falco_reporter_llm_tokens", "Tokens used by model calls", registry=REGISTRY)
 LLM_CACHE_HITS = Counter(
     "falco_reporter_llm_cache_hits", "Reports answered from the LLM answer cache", registry=REGISTRY

@@ -36,7 +36,8 @@ from falco_reporter.reporting.chain.exchange import (
 )
 from falco_reporter.reporting.chain.providers import build_chat_model
 from falco_reporter.reporting.context import ReportContext, ReportDraft, WriterFailed
-from falco_reporter.reporting.guard import LLMAnswer, check_answer, grounding_anchors, untrusted_texts
+from falco_reporter.reporting.answer_review import AnswerReview
+from falco_reporter.reporting.guard import LLMAnswer
 from falco_reporter.reporting.llm_config import LLMConfig, LLMConfigError
 from falco_reporter.reporting.prompt import PROMPT_VERSION, prompt_texts
 from falco_reporter.reporting.redaction import Redactor, redact_alert
@@ -79,6 +80,8 @@ class LLMWriter:
         self._lock = threading.Lock()
         self._flights: dict[str, tuple[asyncio.Lock, int]] = {}
         self.model_calls = 0
+        #: The review of the last report that went to the model (the eval reads its attempts).
+        self.last_review: AnswerReview | None = None
         log.info("%s (%s output)", config.describe(), "structured" if self._structured else "text")
 
     @property
@@ -142,29 +145,24 @@ class LLMWriter:
                 )
 
             format_instructions = "" if self._structured else self._parser.get_format_instructions()
-            messages = build_messages(
-                prompt_texts(
-                    ctx,
-                    alert,
-                    enrichment,
-                    base,
-                    format_instructions=format_instructions,
-                    redactor=redactor if self._config.redact else None,
-                )
+            texts = prompt_texts(
+                ctx,
+                alert,
+                enrichment,
+                base,
+                format_instructions=format_instructions,
+                redactor=redactor if self._config.redact else None,
             )
-            untrusted = untrusted_texts(alert, ctx.enrichment)
-            anchors = grounding_anchors(alert, ctx.enrichment)
+            messages = build_messages(texts)
+            review = AnswerReview.for_report(self.backend, self._kb, ctx, alert, base, texts)
+            self.last_review = review
             tokens = 0
             problems: list[str] = []
             for attempt in range(1, ATTEMPTS + 1):
                 prompt = messages if not problems else [*messages, retry_message(problems)]
                 outcome = await self._ask(prompt)
                 tokens += outcome.tokens
-                problems = outcome.problems
-                if outcome.answer is not None and not problems:
-                    problems = check_answer(
-                        outcome.answer, allowed_url=self._kb.allowed_url, untrusted=untrusted, anchors=anchors
-                    )
+                problems = review.review(outcome.answer, outcome.problems, tokens=outcome.tokens)
                 if outcome.answer is not None and not problems:
                     self.cache.put(key, outcome.answer)
                     return self._merge(
@@ -183,9 +181,7 @@ class LLMWriter:
                     ATTEMPTS,
                     "; ".join(problems),
                 )
-            raise WriterFailed(
-                short(f"{self.backend} answer rejected {ATTEMPTS} times: {'; '.join(problems)}", 1000)
-            )
+            raise WriterFailed(review.failure())
 
     # --- one model call --------------------------------------------------------------------
 
@@ -254,4 +250,4 @@ class LLMWriter:
             cache_hit=cache_hit,
             redactions=redactions,
         )
-        return merge_answer(base, answer, allowed_url=self._kb.allowed_url, writer=writer)
+        return merge_answer(base, answer, writer=writer)
