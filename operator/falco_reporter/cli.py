@@ -397,10 +397,6 @@ def _render(args: argparse.Namespace) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 def _eval(args: argparse.Namespace) -> int:
     from falco_reporter import evaluation
     from falco_reporter.knowledge.base import load
@@ -431,3 +427,7 @@ def _eval(args: argparse.Namespace) -> int:
     print(evaluation.summary_text(args.provider, total))
     print(f"results: {args.out}")
     return 1 if total["unexpected"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -89,7 +89,7 @@ def writer_factory(provider: str, kb: KnowledgeBase, config: LLMConfig | None = 
     if provider == "fake":
         from falco_reporter.reporting.chain.fakes import scripted_model
 
-        fake_config = LLMConfig(provider="openai-compatible", model="fake", timeout_s=30.0)
+        fake_config = LLMConfig(provider="ollama", model="fake", timeout_s=30.0)
 
         def fake(case: Case) -> ReportWriter | None:
             if case.answers is None:
