@@ -112,7 +112,7 @@ def grounding(
 ) -> Grounding:
     """The grounding of one report; ``data_texts`` are the prompt's data blocks as sent (redacted)."""
     alert, entry = ctx.alert, ctx.entry
-    parts = [alert.rule, alert.output, alert.hostname, *alert.tags, *data_texts]
+    parts = [alert.rule, alert.output, alert.hostname, alert.subject.image, *alert.tags, *data_texts]
     parts += [json.dumps(alert.output_fields, default=str)]
     parts += [ctx.enrichment.model_dump_json(by_alias=True)]
     if entry is not None:
@@ -175,7 +175,8 @@ def narrative(answer: LLMAnswer) -> list[tuple[str, str]]:
 def _degenerate(name: str, text: str, ground: Grounding) -> list[str]:
     prose = _CODE.sub(" ", text).strip()
     words = _WORD.findall(prose.lower())
-    if " ".join(words) in _PLACEHOLDERS or prose.strip(" .-_*?!") == "":
+    bare = prose.lower().strip(" .!*_`'\"")
+    if bare in _PLACEHOLDERS or " ".join(words) in _PLACEHOLDERS or prose.strip(" .-_*?!") == "":
         return [f"{name}: a placeholder, not a statement ({short(text)!r})"]
     problems: list[str] = []
     if _JSON_DEBRIS.search(prose):
@@ -219,13 +220,16 @@ def _unknown_values(name: str, text: str, ground: Grounding) -> list[str]:
     """Paths, addresses, images and users the answer names that appear nowhere in the data."""
     found: list[tuple[str, str]] = []
     scrubbed = re.sub(r"(?i)\b[a-z][a-z0-9+.-]*://\S+", " ", text)  # URLs are the guard's business
-    found += [("path", m) for m in _PATH.findall(scrubbed) if len(m) > 2]
+    found += [("path", p) for m in _PATH.findall(scrubbed) if len(p := m.rstrip(".,;:")) > 2]
     found += [("address", m) for m in _IPV4.findall(scrubbed)]
-    found += [("image", m) for m in _IMAGE.findall(scrubbed) + _IMAGE_AFTER_WORD.findall(scrubbed)]
+    images = _IMAGE.findall(scrubbed) + _IMAGE_AFTER_WORD.findall(scrubbed)
+    found += [("image", m.rstrip(".,;:")) for m in images]
     found += [("user", m) for m in _USER.findall(scrubbed) if m.lower() not in _NOT_A_USER]
     problems = []
     for kind, value in dict.fromkeys(found):
-        if value.lower().rstrip("/.") not in ground.known:
+        # A whole name, or the start of a longer path ("/dev/shm" of "/dev/shm/.k/x"); not "deploy" of "deployment".
+        pattern = r"(?<![\w])" + re.escape(value.lower().rstrip("/")) + r"(?![\w-])"
+        if not re.search(pattern, ground.known):
             problems.append(f"{name}: names the {kind} {value!r}, which the alert does not contain")
     return problems
 
