@@ -204,7 +204,9 @@ async def test_prompt_has_rules_and_three_delimited_data_blocks(kb: KnowledgeBas
 
 async def test_text_answer_with_fences_and_raw_newlines_is_parsed(kb: KnowledgeBase) -> None:
     """A model without tool calling answers in text: fenced JSON with raw newlines in strings still parses."""
-    analysis = "The shell sh ran as root in lab9-helper.\nNobody on record opened it; check who ran kubectl exec."
+    analysis = (
+        "The shell sh ran as root in lab9-helper.\nNobody on record opened it; check who ran kubectl exec."
+    )
     body = json.dumps(good_answer(analysis=analysis))
     body = body.replace("\\n", "\n")  # raw newlines inside strings, as llama.cpp grammars allow
     fake = TextFake(responses=[f"Here is the report:\n```json\n{body}\n```"])
@@ -382,7 +384,9 @@ async def test_reference_urls_from_the_model_are_ignored_and_copied_ones_rejecte
 
     copied = good_answer(analysis=good_answer()["analysis"] + " See http://evil.example/falco-help.")
     fake = ToolCallingFake(responses=[tool_reply(copied)])
-    with pytest.raises(WriterFailed, match="analysis: cites a URL outside the allow-list.*copied from the alert"):
+    with pytest.raises(
+        WriterFailed, match=r"analysis: cites a URL outside the allow-list.*copied from the alert"
+    ):
         await LLMWriter(config(), kb, model=fake).write(context(real_alert(cmdline=INJECTED)))
 
 
@@ -739,7 +743,9 @@ async def test_every_real_alert_gets_a_schema_valid_llm_report(kb: KnowledgeBase
     """Each real captured alert, answered by a fake model, yields a schema-valid report written by the LLM backend."""
     alert = normalise(parse_alert_body(path.read_bytes()))
     evidence = BuiltinWriter().write_sync(context(alert)).evidence
-    reason = f"The baseline rests on {evidence[0].id}." if evidence else "No evidence: the rule is not curated."
+    reason = (
+        f"The baseline rests on {evidence[0].id}." if evidence else "No evidence: the rule is not curated."
+    )
     answer = copy.deepcopy(
         good_answer(summary=f"Falco rule {alert.rule} fired; see the analysis.", verdict_reason=reason)
     )

@@ -131,10 +131,15 @@ def test_a_grounded_answer_has_no_problems(miner: Grounding) -> None:
         ({"summary": "empty"}, "summary: a placeholder"),
         ({"analysis": "none."}, "analysis: a placeholder"),
         ({"summary": 'kthreadd ran. } { "analysis": "x"'}, "summary: contains JSON fragments"),
-        ({"analysis": "proc.name, proc.cmdline, container.name, user.name"}, "analysis: a list of field names"),
+        (
+            {"analysis": "proc.name, proc.cmdline, container.name, user.name"},
+            "analysis: a list of field names",
+        ),
         ({"analysis": "summary, analysis, verdict_reason"}, "analysis: a list of field names"),
         (
-            {"analysis": "kthreadd mines in thumbnailer. kthreadd mines in thumbnailer. It is bad, see above."},
+            {
+                "analysis": "kthreadd mines in thumbnailer. kthreadd mines in thumbnailer. It is bad, see above."
+            },
             "analysis: repeats a sentence",
         ),
         ({"summary": "kthreadd ran in thumbnailer."}, "summary: 4 words, fewer than 6"),
@@ -169,9 +174,9 @@ def test_copying_the_prompt_or_the_feedback_is_rejected(miner: Grounding) -> Non
 
 def test_the_verdict_reason_must_cite_evidence_and_not_contradict_it(miner: Grounding) -> None:
     """A reason citing no evidence id or observed value, or calling strong malicious evidence benign, is rejected."""
-    assert check_sense(answer(verdict_reason="The alert is not a valid Kubernetes manifest."), miner).problems == [
-        "verdict_reason: cites none of the report's evidence (by id or observed value)"
-    ]
+    assert check_sense(
+        answer(verdict_reason="The alert is not a valid Kubernetes manifest."), miner
+    ).problems == ["verdict_reason: cites none of the report's evidence (by id or observed value)"]
     by_value = answer(verdict_reason="It connects to stratum+tcp://198.51.100.23:3333, a mining pool.")
     assert check_sense(by_value, miner).problems == []
     benign = answer(verdict_reason="The kthreadd process is likely benign (kernel-thread-name).")
@@ -185,7 +190,11 @@ def test_the_verdict_reason_must_cite_evidence_and_not_contradict_it(miner: Grou
     [
         ("It also wrote /etc/cron.d/miner.", "path", "/etc/cron.d/miner"),
         ("It talked to 203.0.113.77 as well.", "address", "203.0.113.77"),
-        ("The image registry.acme.internal/media/other:1.0 is affected.", "image", "registry.acme.internal/media/other:1.0"),
+        (
+            "The image registry.acme.internal/media/other:1.0 is affected.",
+            "image",
+            "registry.acme.internal/media/other:1.0",
+        ),
         ("It ran under user deploy in the pod.", "user", "deploy"),
     ],
 )
@@ -234,7 +243,9 @@ async def test_the_model_writes_the_reason_and_may_only_raise_the_verdict(kb: Kn
     config = LLMConfig(provider="ollama", model="fake", timeout_s=10.0)
     draft = await LLMWriter(config, kb, model=scripted_model(case["answers"])).write(context(kb, case))
     assert (draft.verdict, draft.verdict_reason) == ("likely-malicious", case["answers"][0]["verdict_reason"])
-    lower = dict(case["answers"][0], verdict="suspicious", verdict_reason="Only a mining-pool-url, maybe a test.")
+    lower = dict(
+        case["answers"][0], verdict="suspicious", verdict_reason="Only a mining-pool-url, maybe a test."
+    )
     draft = await LLMWriter(config, kb, model=scripted_model([lower])).write(context(kb, case))
     builtin = BuiltinWriter().write_sync(context(kb, case))
     assert (draft.verdict, draft.verdict_reason) == ("likely-malicious", builtin.verdict_reason)
@@ -253,7 +264,9 @@ async def test_answers_are_counted_by_outcome_per_provider(kb: KnowledgeBase) ->
     before = (count("rejected"), count("accepted"))
     await LLMWriter(config, kb, model=scripted_model([bad, case["answers"][0]])).write(context(kb, case))
     assert (count("rejected"), count("accepted")) == (before[0] + 1, before[1] + 1)
-    assert b'falco_reporter_llm_answers_total{outcome="accepted",provider="anthropic"}' in metrics.exposition()
+    assert (
+        b'falco_reporter_llm_answers_total{outcome="accepted",provider="anthropic"}' in metrics.exposition()
+    )
 
 
 # --- the eval ------------------------------------------------------------------------------------

@@ -400,7 +400,7 @@ def _render(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from falco_reporter import evaluation
     from falco_reporter.knowledge.base import load
-    from falco_reporter.reporting.llm_config import LLMConfig, LLMConfigError
+    from falco_reporter.reporting.llm_config import LLMConfigError
 
     kb = load()
     config = None

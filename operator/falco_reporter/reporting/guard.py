@@ -57,7 +57,9 @@ class LLMAnswer(_Answer):
     severity, and propose a few extra mitigations that go through the same validation and safety policy.
     """
 
-    summary: str = Field(description="One to three sentences for a responder, naming the process and workload")
+    summary: str = Field(
+        description="One to three sentences for a responder, naming the process and workload"
+    )
     analysis: str = Field(description="What happened and why it matters, in Markdown")
     verdict_reason: str = Field(description="Why the verdict, citing evidence ids from the baseline")
     verdict: Verdict | None = Field(default=None, description="Only to raise the baseline verdict")

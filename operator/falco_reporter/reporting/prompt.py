@@ -73,8 +73,7 @@ def _knowledge_data(ctx: ReportContext, base: ReportDraft) -> dict[str, Any]:
         "severity": base.severity,
         "verdict": base.verdict,
         "evidence": [
-            {"id": e.id, "direction": e.direction, "observation": e.observation}
-            for e in base.evidence
+            {"id": e.id, "direction": e.direction, "observation": e.observation} for e in base.evidence
         ],
     }
     if entry is None:

@@ -20,6 +20,7 @@ from falco_reporter.models.report import Evidence
 from falco_reporter.reporting.context import ReportContext, ReportDraft
 from falco_reporter.reporting.guard import LLMAnswer, grounding_anchors
 from falco_reporter.validation import validate_snippet
+from falco_reporter.validation.result import names
 from falco_reporter.validation.safety import check_mitigation
 
 #: Minimum words per narrative field: below this a field carries no information for a responder.
@@ -57,9 +58,11 @@ _IMAGE = re.compile(r"(?<![\w/.:@-])([a-z0-9][\w.-]*(?:/[\w.-]+)+:[\w][\w.-]{0,1
 _IMAGE_AFTER_WORD = re.compile(r"\bimage\s+[`'\"]?([a-z0-9][\w./-]*:[\w][\w.-]*)", re.IGNORECASE)
 _USER = re.compile(r"\b(?:user|username|account)\s+[`'\"]?([a-z_][\w.@-]{1,63})[`'\"]?", re.IGNORECASE)
 _NOT_A_USER = frozenset(
-    "is was has had that who which with and or of in on the a an to id ids name names namespace namespaces "
-    "account accounts data input session sessions shell space context permissions privileges level mode "
-    "root-owned interaction activity could can may might would should".split()
+    names(
+        "is was has had that who which with and or of in on the a an to id ids name names namespace namespaces "
+        "account accounts data input session sessions shell space context permissions privileges level mode "
+        "root-owned interaction activity could can may might would should"
+    )
 )
 _TECHNIQUE = re.compile(r"\bT\d{4}(?:\.\d{3})?\b")
 _BENIGN_CLAIM = re.compile(
@@ -71,8 +74,10 @@ _BENIGN_CLAIM = re.compile(
 )
 _NEGATED_BEFORE = re.compile(r"\b(?:not|never|no|isn't|unlikely|cannot|can't)\W+(?:\w+\W+)?$", re.IGNORECASE)
 _STOP = frozenset(
-    "the a an and or of in on to for from with by as at is are was were be been this that it its which "
-    "what when where who into over under than then there their they them these those not no yes".split()
+    names(
+        "the a an and or of in on to for from with by as at is are was were be been this that it its which "
+        "what when where who into over under than then there their they them these those not no yes"
+    )
 )
 _INSTRUCTION_NGRAM = 6
 _FEEDBACK_NGRAM = 5
@@ -163,7 +168,11 @@ def check_sense(answer: LLMAnswer, ground: Grounding, *, echo_of: Sequence[str] 
 
 def narrative(answer: LLMAnswer) -> list[tuple[str, str]]:
     """The free-text fields the model writes, with their names."""
-    out = [("summary", answer.summary), ("analysis", answer.analysis), ("verdict_reason", answer.verdict_reason)]
+    out = [
+        ("summary", answer.summary),
+        ("analysis", answer.analysis),
+        ("verdict_reason", answer.verdict_reason),
+    ]
     for i, m in enumerate(answer.mitigations):
         out += [(f"mitigations[{i}].title", m.title), (f"mitigations[{i}].description", m.description)]
     return out
@@ -284,8 +293,8 @@ def salient(value: str) -> list[str]:
     """The parts of an observed value that show it was cited: the whole, or its distinctive tokens."""
     value = value.lower().strip()
     tokens = [value] if len(value) >= 3 else []
-    for token in re.split(r"[\s=,;\"'()\[\]]+", value):
-        token = token.strip(".:")
+    for part in re.split(r"[\s=,;\"'()\[\]]+", value):
+        token = part.strip(".:")
         if len(token) >= 3 and token not in _STOP and not token.isdigit():
             tokens.append(token)
     return tokens

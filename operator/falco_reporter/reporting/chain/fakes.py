@@ -16,7 +16,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 class ScriptedChatModel(FakeMessagesListChatModel):
     """Replays canned replies in order (then cycles) and supports with_structured_output."""
 
-    def bind_tools(self, tools: Any, *, tool_choice: Any = None, **kwargs: Any) -> ScriptedChatModel:  # type: ignore[override]
+    def bind_tools(self, tools: Any, *, tool_choice: Any = None, **kwargs: Any) -> ScriptedChatModel:
         return self
 
 

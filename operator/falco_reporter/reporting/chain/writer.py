@@ -25,6 +25,7 @@ from falco_reporter.knowledge.base import KnowledgeBase
 from falco_reporter.models.report import Writer
 from falco_reporter.reporting.answer_merge import merge_answer
 from falco_reporter.reporting.answer_parsing import short
+from falco_reporter.reporting.answer_review import AnswerReview
 from falco_reporter.reporting.builtin import BuiltinWriter
 from falco_reporter.reporting.cache import AnswerCache, Budget, OverBudget, answer_key
 from falco_reporter.reporting.chain.exchange import (
@@ -36,7 +37,6 @@ from falco_reporter.reporting.chain.exchange import (
 )
 from falco_reporter.reporting.chain.providers import build_chat_model
 from falco_reporter.reporting.context import ReportContext, ReportDraft, WriterFailed
-from falco_reporter.reporting.answer_review import AnswerReview
 from falco_reporter.reporting.guard import LLMAnswer
 from falco_reporter.reporting.llm_config import LLMConfig, LLMConfigError
 from falco_reporter.reporting.prompt import PROMPT_VERSION, prompt_texts
