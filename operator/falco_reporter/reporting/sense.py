@@ -147,9 +147,10 @@ def check_sense(answer: LLMAnswer, ground: Grounding, *, echo_of: Sequence[str] 
     for name, text in texts:
         report.problems += _degenerate(name, text, ground)
         norm = " ".join(_WORD.findall(text.lower()))
-        if norm and norm in seen:
-            report.problems.append(f"{name}: the same text as {seen[norm]}")
-        seen.setdefault(norm, name)
+        if name in MIN_WORDS:  # the narrative fields must each say something of their own
+            if norm and norm in seen:
+                report.problems.append(f"{name}: the same text as {seen[norm]}")
+            seen.setdefault(norm, name)
         report.problems += _echoes(name, text, ground, echo_of)
         report.problems += _unknown_values(name, text, ground)
         report.problems += _rule_claims(name, text, ground)
