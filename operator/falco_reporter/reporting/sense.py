@@ -230,6 +230,7 @@ def _unknown_values(name: str, text: str, ground: Grounding) -> list[str]:
     """Paths, addresses, images and users the answer names that appear nowhere in the data."""
     found: list[tuple[str, str]] = []
     scrubbed = re.sub(r"(?i)\b[a-z][a-z0-9+.-]*://\S+", " ", text)  # URLs are the guard's business
+    scrubbed = re.sub(re.escape(ground.rule), " ", scrubbed, flags=re.IGNORECASE)  # "Disallowed K8s User"
     found += [("path", p) for m in _PATH.findall(scrubbed) if len(p := m.rstrip(".,;:")) > 2]
     found += [("address", m) for m in _IPV4.findall(scrubbed)]
     images = _IMAGE.findall(scrubbed) + _IMAGE_AFTER_WORD.findall(scrubbed)
