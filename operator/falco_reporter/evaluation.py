@@ -176,7 +176,8 @@ def totals(results: list[CaseResult]) -> dict[str, Any]:
 
 
 def line(r: CaseResult) -> str:
-    first = f"  {r.findings[0][:110]}" if r.findings else ""
+    shown = r.findings[0] if r.findings else r.fallback_reason
+    first = f"  {shown[:110]}" if shown else ""
     more = f" (+{len(r.findings) - 1})" if len(r.findings) > 1 else ""
     mark = f" [expected {r.expect}]" if r.unexpected else ""
     return f"{r.case:<58} {r.outcome:<9}{mark} {r.latency_ms:>7} ms {r.tokens:>6} tok{first}{more}"
