@@ -79,7 +79,7 @@ async def test_real_small_model_writes_a_valid_report_or_a_reasoned_fallback(
     spec = AlertReportSpec.model_validate(stored["spec"])
     assert stored["metadata"]["ownerReferences"][0]["uid"] == created["metadata"]["uid"]
     assert spec.rule == "Terminal shell in container"
-    assert spec.mitigations[0].kind == "falco-exception"
+    assert "falco-exception" in [m.kind for m in spec.mitigations]  # the plan puts it last (issue 11)
     assert all(kb.allowed_url(r.url) for r in spec.references)
     if spec.writer.backend == "llamacpp":
         assert spec.writer.fallback_reason == ""
