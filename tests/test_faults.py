@@ -342,7 +342,8 @@ def good_answer(rule: str) -> str:
     return json.dumps(
         {
             "summary": f"The rule {rule} fired: a shell (bash) started in a container.",
-            "analysis": "**What happened.** bash ran with a terminal attached.",
+            "analysis": "**What happened.** bash ran with a terminal attached, so a person typed commands in "
+            "the container. **Check first** who opened the session and what it ran.",
             "severity": "medium",
             "verdict": "suspicious",
             "verdict_reason": "An interactive shell in a workload container.",

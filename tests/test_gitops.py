@@ -455,7 +455,8 @@ class CountingChatModel(FakeMessagesListChatModel):
 def llm_answer(pod: str) -> AIMessage:
     answer = {
         "summary": f"An interactive shell (bash) started in pod {pod} with a terminal attached.",
-        "analysis": "**What happened.** `bash` ran as root in container web, started by runc.",
+        "analysis": "**What happened.** `bash` ran as root in container web, started by runc, with a "
+        "terminal attached: a person typed commands in the workload.",
         "severity": "medium",
         "verdict": "suspicious",
         "verdict_reason": "An interactive root shell in a workload container.",

@@ -92,6 +92,10 @@ async def test_real_small_model_writes_a_valid_report_or_a_reasoned_fallback(
         assert writer.structured is True
         assert writer.model_calls in (1, 2)
         assert spec.summary.strip()
+        # The accepted answer passed the sense checks; every earlier one was rejected with reasons.
+        review = writer.last_review
+        assert review is not None and review.attempts[-1].problems == []
+        assert all(a.problems for a in review.attempts[:-1])
         assert [(m.tactic, m.technique) for m in spec.mitre] == [("Execution", "T1059")]
     else:
         assert spec.writer.backend == "builtin"

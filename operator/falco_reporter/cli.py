@@ -326,6 +326,27 @@ def build_parser() -> argparse.ArgumentParser:
     _scope(sup, "accepted false positives")
 
     sub.add_parser("crds", help="print the CustomResourceDefinitions (generated from the models)")
+
+    ev = sub.add_parser(
+        "eval",
+        help="measure a writer over the real samples and crafted cases",
+        description="Run the writer over real alerts and crafted cases; print per case and in total "
+        "accepted / flagged (accepted with sense findings) / fell back, latency, tokens and findings; "
+        "write the results as JSON. FALCO_REPORTER_LLM_* variables apply, these flags override.",
+    )
+    ev.add_argument(
+        "--provider",
+        required=True,
+        help="builtin, fake (the crafted cases' canned answers), or an LLM provider (llamacpp, ollama, "
+        "openai, openai-compatible, anthropic, ...)",
+    )
+    ev.add_argument("--model", dest="llm_model", help="model name")
+    ev.add_argument("--model-path", dest="llm_model_path", help="GGUF model file for llamacpp")
+    ev.add_argument("--base-url", dest="llm_base_url", help="endpoint (OpenAI-compatible servers, ollama)")
+    ev.add_argument("--real", type=Path, default=Path("tests/data/real"), help="real alert samples")
+    ev.add_argument("--cases", type=Path, default=Path("tests/data/eval"), help="crafted cases")
+    ev.add_argument("--limit", type=int, default=0, help="at most N real samples and N crafted cases")
+    ev.add_argument("--out", type=Path, default=Path("eval/results.json"), help="results file")
     return parser
 
 
@@ -333,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "crds":
         return _crds()
+    if args.command == "eval":
+        return _eval(args)
     if args.command == "render":
         return _render(args)
     if args.command == "export":
@@ -497,6 +520,38 @@ def _incidents_markdown(reports: list[dict[str, Any]]) -> str:
             out.append("")
     out += [report["spec"]["markdown"] for report in reports]
     return "\n".join(out)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from falco_reporter import evaluation
+    from falco_reporter.knowledge.base import load
+    from falco_reporter.reporting.llm_config import LLMConfigError
+
+    kb = load()
+    config = None
+    try:
+        if args.provider not in ("builtin", "fake"):
+            args.llm_provider = args.provider
+            config = _llm_config(args)
+        factory = evaluation.writer_factory(args.provider, kb, config)
+    except (LLMConfigError, ValueError) as exc:
+        print(f"falco-reporter: {exc}", file=sys.stderr)
+        return 2
+    real = args.real if args.real.is_dir() else None
+    cases = evaluation.load_cases(real, args.cases if args.cases.is_dir() else None, args.limit)
+    if args.provider != "fake":  # a crafted case's expected outcome is about its canned answers
+        for case in cases:
+            case.expect = ""
+
+    def show(result: Any) -> None:
+        print(evaluation.line(result), flush=True)
+
+    results = asyncio.run(evaluation.run_eval(cases, factory, kb, progress=show))
+    model = config.model if config else args.provider
+    total = evaluation.write_results(args.out, args.provider, model, results)
+    print(evaluation.summary_text(args.provider, total))
+    print(f"results: {args.out}")
+    return 1 if total["unexpected"] else 0
 
 
 if __name__ == "__main__":

@@ -89,9 +89,16 @@ ENRICHMENT_GAPS = Counter(
 LLM_CALLS = Counter("falco_reporter_llm_calls", "Model calls, by result", ["result"], registry=REGISTRY)
 LLM_ANSWERS = Counter(
     "falco_reporter_llm_answers",
-    "Model answers by provider and outcome: accepted, rejected (unparseable or failing the checks), "
-    "timeout, error (no answer), unsupported (the server refused the structured-output method)",
+    "Model answers by provider and outcome: accepted, flagged (accepted with sense findings), rejected "
+    "(unparseable or failing the checks), timeout, error (no answer), unsupported (the server refused the "
+    "structured-output method)",
     ["provider", "outcome"],
+    registry=REGISTRY,
+)
+LLM_FALLBACKS = Counter(
+    "falco_reporter_llm_fallbacks",
+    "Reports the built-in writer wrote after the model's answers were rejected, per provider",
+    ["provider"],
     registry=REGISTRY,
 )
 LLM_TOKENS = Counter("falco_reporter_llm_tokens", "Tokens used by model calls", registry=REGISTRY)

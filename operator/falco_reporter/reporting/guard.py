@@ -29,9 +29,7 @@ from falco_reporter.validation.result import names
 Language = Literal["yaml", "shell", "text"]
 TITLE_MAX = 200
 TEXT_MAX = 1000
-MAX_MITIGATIONS = 6
-MAX_HINTS = 8
-MAX_REFERENCES = 10
+MAX_MITIGATIONS = 3
 
 
 # --- the answer schema (what the model must produce) ---------------------------------------
@@ -51,24 +49,22 @@ class LLMMitigation(_Answer):
     snippet: str = Field(default="", description="One shell command or one manifest; empty if none")
 
 
-class LLMReference(_Answer):
-    """A documentation link, chosen from the knowledge entry's references only."""
-
-    title: str
-    url: str
-
-
 class LLMAnswer(_Answer):
-    """A grounded report about one Falco alert, written only from the given facts."""
+    """The narrative of a report about one Falco alert; facts, evidence and snippets are not the model's job.
 
-    summary: str = Field(description="One to three sentences for a responder")
+    The built-in writer owns the facts, the evidence, the verdict, the severity, the Falco exception
+    and the curated mitigations. The model writes the text and may raise (never lower) the verdict or
+    severity, and propose a few extra mitigations that go through the same validation and safety policy.
+    """
+
+    summary: str = Field(
+        description="One to three sentences for a responder, naming the process and workload"
+    )
     analysis: str = Field(description="What happened and why it matters, in Markdown")
-    severity: Severity = Field(description="critical, high, medium, low or info")
-    verdict: Verdict = Field(description="likely-malicious, suspicious, likely-benign or unknown")
-    verdict_reason: str = Field(description="Why this verdict, from the facts")
-    false_positive_hints: list[str] = Field(default_factory=list, description="Benign causes to rule out")
+    verdict_reason: str = Field(description="Why the verdict, citing evidence ids from the baseline")
+    verdict: Verdict | None = Field(default=None, description="Only to raise the baseline verdict")
+    severity: Severity | None = Field(default=None, description="Only to raise the baseline severity")
     mitigations: list[LLMMitigation] = Field(default_factory=list, description="At most 3 extra mitigations")
-    references: list[LLMReference] = Field(default_factory=list, description="Links from the knowledge entry")
 
 
 # --- untrusted input ---------------------------------------------------------------------------
@@ -220,14 +216,12 @@ def answer_texts(answer: LLMAnswer) -> list[tuple[str, str]]:
         ("analysis", answer.analysis),
         ("verdict_reason", answer.verdict_reason),
     ]
-    out += [(f"false_positive_hints[{i}]", h) for i, h in enumerate(answer.false_positive_hints)]
     for i, m in enumerate(answer.mitigations):
         out += [
             (f"mitigations[{i}].title", m.title),
             (f"mitigations[{i}].description", m.description),
             (f"mitigations[{i}].snippet", m.snippet),
         ]
-    out += [(f"references[{i}].title", r.title) for i, r in enumerate(answer.references)]
     return out
 
 
@@ -272,9 +266,6 @@ def check_answer(
                     problems.append(f"{name}: repeats the host {host!r} from injected alert data")
             if injected_ngrams & _ngrams(text):
                 problems.append(f"{name}: repeats text of the injected instructions from the alert data")
-    for i, ref in enumerate(answer.references):
-        if ref.url in untrusted_urls and url_allowed(ref.url, allowed_url) is None:
-            problems.append(f"references[{i}]: cites a URL copied from the alert data: {ref.url}")
     if markers:
         if answer.verdict == "likely-benign":
             problems.append(
@@ -297,17 +288,10 @@ def _shape_problems(answer: LLMAnswer) -> list[str]:
             problems.append(f"{name}: empty")
         elif len(value) > limit:
             problems.append(f"{name}: {len(value)} characters, more than {limit}")
-    _enum(problems, "severity", answer.severity, get_args(Severity))
-    _enum(problems, "verdict", answer.verdict, get_args(Verdict))
-    if len(answer.false_positive_hints) > MAX_HINTS:
-        problems.append(
-            f"false_positive_hints: {len(answer.false_positive_hints)} items, more than {MAX_HINTS}"
-        )
-    problems += [
-        f"false_positive_hints[{i}]: longer than {TEXT_MAX} characters"
-        for i, hint in enumerate(answer.false_positive_hints)
-        if len(hint) > TEXT_MAX
-    ]
+    if answer.severity is not None:
+        _enum(problems, "severity", answer.severity, get_args(Severity))
+    if answer.verdict is not None:
+        _enum(problems, "verdict", answer.verdict, get_args(Verdict))
     if len(answer.mitigations) > MAX_MITIGATIONS:
         problems.append(f"mitigations: {len(answer.mitigations)} items, more than {MAX_MITIGATIONS}")
     for i, m in enumerate(answer.mitigations):
@@ -320,8 +304,6 @@ def _shape_problems(answer: LLMAnswer) -> list[str]:
             problems.append(f"{where}.description: longer than {TEXT_MAX} characters")
         if len(m.snippet) > SNIPPET_MAX:
             problems.append(f"{where}.snippet: {len(m.snippet)} characters, more than {SNIPPET_MAX}")
-    if len(answer.references) > MAX_REFERENCES:
-        problems.append(f"references: {len(answer.references)} items, more than {MAX_REFERENCES}")
     return problems
 
 

@@ -18,14 +18,13 @@ from __future__ import annotations
 from falco_reporter.reporting.answer_parsing import parse_answer_text
 from falco_reporter.reporting.chain.providers import ProviderUnavailable, build_chat_model
 from falco_reporter.reporting.chain.writer import LLMWriter
-from falco_reporter.reporting.guard import LLMAnswer, LLMMitigation, LLMReference
+from falco_reporter.reporting.guard import LLMAnswer, LLMMitigation
 from falco_reporter.reporting.prompt import PROMPT_VERSION
 
 __all__ = [
     "PROMPT_VERSION",
     "LLMAnswer",
     "LLMMitigation",
-    "LLMReference",
     "LLMWriter",
     "ProviderUnavailable",
     "build_chat_model",

@@ -27,6 +27,7 @@ from falco_reporter.knowledge.base import KnowledgeBase
 from falco_reporter.models.report import Writer
 from falco_reporter.reporting.answer_merge import merge_answer
 from falco_reporter.reporting.answer_parsing import short
+from falco_reporter.reporting.answer_review import AnswerReview
 from falco_reporter.reporting.builtin import BuiltinWriter
 from falco_reporter.reporting.cache import AnswerCache, Budget, OverBudget, answer_key
 from falco_reporter.reporting.chain.exchange import (
@@ -39,7 +40,7 @@ from falco_reporter.reporting.chain.exchange import (
 from falco_reporter.reporting.chain.negotiation import Method, Negotiator, refused_method
 from falco_reporter.reporting.chain.providers import build_chat_model
 from falco_reporter.reporting.context import ReportContext, ReportDraft, WriterFailed
-from falco_reporter.reporting.guard import LLMAnswer, check_answer, grounding_anchors, untrusted_texts
+from falco_reporter.reporting.guard import LLMAnswer
 from falco_reporter.reporting.llm_config import LLMConfig, LLMConfigError
 from falco_reporter.reporting.prompt import PROMPT_VERSION, prompt_texts
 from falco_reporter.reporting.redaction import Redactor, redact_alert
@@ -87,6 +88,8 @@ class LLMWriter:
         self._lock = threading.Lock()
         self._flights: dict[str, tuple[asyncio.Lock, int]] = {}
         self.model_calls = 0
+        #: The review of the last report that went to the model (the eval reads its attempts).
+        self.last_review: AnswerReview | None = None
         log.info("%s (structured output: %s)", config.describe(), self.method)
 
     @property
@@ -159,35 +162,28 @@ class LLMWriter:
                 """The prompt for ``method`` (JSON mode and text describe the schema) and any retry note."""
                 instructions = self._parser.get_format_instructions() if method.needs_instructions else ""
                 note = [retry_message(problems)] if problems else []
-                return [
-                    *build_messages(
-                        prompt_texts(
-                            ctx,
-                            alert,
-                            enrichment,
-                            base,
-                            format_instructions=instructions,
-                            redactor=redactor if self._config.redact else None,
-                        )
-                    ),
-                    *note,
-                ]
+                return [*build_messages(prompt(instructions)), *note]
 
-            untrusted = untrusted_texts(alert, ctx.enrichment)
-            anchors = grounding_anchors(alert, ctx.enrichment)
+            def prompt(instructions: str) -> tuple[str, str]:
+                return prompt_texts(
+                    ctx,
+                    alert,
+                    enrichment,
+                    base,
+                    format_instructions=instructions,
+                    redactor=redactor if self._config.redact else None,
+                )
+
+            # The review checks answers against the prompt as sent (without a method's schema text).
+            review = AnswerReview.for_report(self.backend, self._kb, ctx, alert, base, prompt(""))
+            self.last_review = review
             tokens = 0
             problems: list[str] = []
             for attempt in range(1, ATTEMPTS + 1):
                 outcome = await self._ask(functools.partial(messages, problems=problems))
                 tokens += outcome.tokens
-                problems = outcome.problems
+                problems = review.review(outcome.answer, outcome.problems, tokens=outcome.tokens)
                 if outcome.answer is not None and not problems:
-                    problems = check_answer(
-                        outcome.answer, allowed_url=self._kb.allowed_url, untrusted=untrusted, anchors=anchors
-                    )
-                accepted = outcome.answer is not None and not problems
-                metrics.LLM_ANSWERS.labels(self.backend, "accepted" if accepted else "rejected").inc()
-                if accepted and outcome.answer is not None:
                     self.cache.put(key, (outcome.answer, outcome.method))
                     return self._merge(
                         ctx,
@@ -206,9 +202,7 @@ class LLMWriter:
                     ATTEMPTS,
                     "; ".join(problems),
                 )
-            raise WriterFailed(
-                short(f"{self.backend} answer rejected {ATTEMPTS} times: {'; '.join(problems)}", 1000)
-            )
+            raise WriterFailed(review.failure())
 
     # --- one model call --------------------------------------------------------------------
 
@@ -304,4 +298,4 @@ class LLMWriter:
             redactions=redactions,
             structured_output=method,
         )
-        return merge_answer(base, answer, allowed_url=self._kb.allowed_url, writer=writer)
+        return merge_answer(base, answer, writer=writer)
