@@ -54,20 +54,8 @@ def _read_state(state_dir: Path) -> dict[str, Any] | None:
 
 
 def find_processes(state_dir: Path) -> dict[int, str]:
-    """Live control-plane processes whose command line points into ``state_dir``: pid -> component.
-
-    Scanning /proc instead of trusting a pid file means a recycled pid is never killed, and a
-    half-finished ``up`` that wrote no state file is still cleaned up.
-    """
-    marker = f"{state_dir.resolve()}/"
-    found: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        argv = procs.cmdline(int(entry.name))
-        if argv and Path(argv[0]).name in COMPONENTS and any(marker in arg for arg in argv[1:]):
-            found[int(entry.name)] = Path(argv[0]).name
-    return found
+    """Live control-plane processes whose command line points into ``state_dir``: pid -> component."""
+    return procs.processes_under(state_dir, COMPONENTS)
 
 
 def _running(state_dir: Path, state: dict[str, Any]) -> bool:

@@ -183,15 +183,7 @@ class LocalNode:
 
 def node_processes(root: Path) -> dict[int, str]:
     """Live node processes whose command line points into ``root``: pid -> component."""
-    marker = f"{root.resolve()}/"
-    found: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        argv = procs.cmdline(int(entry.name))
-        if argv and Path(argv[0]).name in COMPONENTS and any(marker in arg for arg in argv[1:]):
-            found[int(entry.name)] = Path(argv[0]).name
-    return found
+    return procs.processes_under(root, COMPONENTS)
 
 
 def _kill_containers(runc_root: Path) -> None:

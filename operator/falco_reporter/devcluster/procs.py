@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from types import FrameType
 
@@ -114,6 +114,23 @@ def cmdline(pid: int) -> list[str]:
     except OSError:
         return []
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def processes_under(root: Path, components: Collection[str]) -> dict[int, str]:
+    """Live processes named one of ``components`` whose arguments point into ``root``: pid -> name.
+
+    Scanning /proc instead of trusting a pid file means a recycled pid is never killed, and a
+    half-finished start that wrote no state file is still cleaned up.
+    """
+    marker = f"{root.resolve()}/"
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        argv = cmdline(int(entry.name))
+        if argv and Path(argv[0]).name in components and any(marker in arg for arg in argv[1:]):
+            found[int(entry.name)] = Path(argv[0]).name
+    return found
 
 
 def alive(pid: int) -> bool:
