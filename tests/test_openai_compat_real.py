@@ -31,6 +31,8 @@ from tests.operator_proc import FalcoReporterProcess, free_port, post, wait_for
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 SETUP = "run `make llm-setup` (installs llama-cpp-python[server], assembles the model; `make test` does it)"
 PROVIDER = "openai-compatible"
+#: Outcomes of an answer the server returned (the rest are timeouts, errors and refusals).
+ANSWERED = ("accepted", "flagged", "rejected")
 #: Generous per call: the 0.5B model took 46-230 s per tool-call answer on 2 cores shared with other jobs.
 LLM_TIMEOUT_S = 240
 
@@ -178,7 +180,8 @@ def test_operator_writes_a_report_through_a_real_openai_compatible_server(
         counts = answers(op.url)
         # json_schema was refused (HTTP 500) without counting as a model failure, then the model answered.
         assert counts.get("unsupported", 0) >= 1, counts
-        assert counts.get("accepted", 0) + counts.get("rejected", 0) >= 1, counts
+        # An answer came back: accepted, accepted with sense findings (flagged), or rejected.
+        assert sum(counts.get(o, 0) for o in ANSWERED) >= 1, counts
         assert counts.get("error", 0) == 0 and counts.get("timeout", 0) == 0, counts
     print(
         f"\n[openai-compat] report in {time.monotonic() - started:.1f}s: backend={spec.writer.backend}, "
@@ -223,7 +226,7 @@ def test_server_killed_mid_request_and_restarted_loses_no_alert(
         )
         check_llm_or_reasoned_fallback(spec)
         after = answers(op.url)
-        answered = sum(after.get(o, 0) - before.get(o, 0) for o in ("accepted", "rejected"))
+        answered = sum(after.get(o, 0) - before.get(o, 0) for o in ANSWERED)
         assert answered >= 1, (before, after)
         for name in (killed, down, back):  # every acknowledged alert has its report
             assert get(kube_api, "alertreports", namespace, name) is not None
