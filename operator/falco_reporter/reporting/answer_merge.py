@@ -11,14 +11,12 @@ from collections.abc import Callable
 
 from falco_reporter.models.report import ReportMitigation, Writer
 from falco_reporter.reporting.context import ReportDraft
-from falco_reporter.reporting.evidence.judge import rank
+from falco_reporter.reporting.evidence.judge import VERDICT_RANK, rank
 from falco_reporter.reporting.guard import LLMAnswer, unsafe_snippet
 
 log = logging.getLogger(__name__)
 
 MAX_EXTRA_MITIGATIONS = 3
-#: unknown < likely-benign < suspicious < likely-malicious: how much concern a verdict expresses.
-_VERDICT_RANK = {"unknown": 0, "likely-benign": 1, "suspicious": 2, "likely-malicious": 3}
 
 
 def merge_answer(
@@ -63,7 +61,7 @@ def merge_answer(
     # what the evidence gives (a persuasive injection must not talk a report down). Its reason (checked
     # by reporting.sense to cite the evidence) replaces ours unless it argued for a lower verdict.
     proposed = answer.verdict or base.verdict
-    if _VERDICT_RANK[proposed] >= _VERDICT_RANK[base.verdict]:
+    if VERDICT_RANK[proposed] >= VERDICT_RANK[base.verdict]:
         verdict, reason = proposed, answer.verdict_reason.strip() or base.verdict_reason
     else:
         log.info("keeping verdict %s over the model's lower %s", base.verdict, proposed)

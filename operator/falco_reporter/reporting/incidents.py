@@ -25,7 +25,7 @@ from falco_reporter.models.report import (
     Verdict,
 )
 from falco_reporter.reporting import markdown
-from falco_reporter.reporting.evidence.judge import SEVERITIES, rank
+from falco_reporter.reporting.evidence.judge import SEVERITIES, VERDICT_RANK, rank
 
 DEFAULT_WINDOW = 1800
 #: Tactic stages of an intrusion after the first foothold; spanning them raises the incident.
@@ -39,7 +39,6 @@ _LATER = {
     "Impact",
     "Lateral Movement",
 }
-_VERDICT_RANK: dict[Verdict, int] = {"unknown": 0, "likely-benign": 1, "suspicious": 2, "likely-malicious": 3}
 _AUDIT_POD_ACTIONS = ("exec", "attach", "portforward")
 
 
@@ -114,7 +113,7 @@ def judge_incident(
     if not ordered:
         raise ValueError("an incident has at least one alert")
     verdicts = [e.verdict for e, _ in ordered]
-    worst: Verdict = max(verdicts, key=lambda v: _VERDICT_RANK[v])
+    worst: Verdict = max(verdicts, key=lambda v: VERDICT_RANK[v])
     severity: Severity = max((s for _, s in ordered), key=rank)
     tactics = _tactics(ordered)
     progression = bool(tactics & _EXECUTION) and len(tactics & _LATER) >= 1 and len(tactics) >= 2
@@ -124,7 +123,7 @@ def judge_incident(
     elif progression and len(ordered) >= 2:
         steps = " -> ".join(dict.fromkeys(e.tactic for e, _ in ordered if e.tactic))
         verdict = "likely-malicious" if len(tactics) >= 3 or worst == "likely-malicious" else "suspicious"
-        verdict = max(verdict, worst, key=lambda v: _VERDICT_RANK[v])
+        verdict = max(verdict, worst, key=lambda v: VERDICT_RANK[v])
         severity = SEVERITIES[min(rank(severity) + 1, len(SEVERITIES) - 1)]
         reason = f"A progression across tactics ({steps}) in one subject within the window."
     return Incident(

@@ -33,6 +33,8 @@ PRIORITY_SEVERITY: dict[str, Severity] = {
     "Informational": "info",
     "Debug": "info",
 }
+#: unknown < likely-benign < suspicious < likely-malicious: how much concern a verdict expresses.
+VERDICT_RANK: dict[Verdict, int] = {"unknown": 0, "likely-benign": 1, "suspicious": 2, "likely-malicious": 3}
 _ORDER = {
     ("malicious", "strong"): 0,
     ("malicious", "moderate"): 1,
