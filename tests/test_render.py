@@ -575,3 +575,32 @@ def test_lookalikes_are_not_taken_for_known_actors(repository: str, namespace: s
     assert spec["verdict"] == ("likely-malicious" if proc == "xmrig" else "suspicious")
     assert spec["severity"] != "info"
     assert [e["id"] for e in spec["evidence"] if e["id"].startswith(("actor-", "agent-"))] == []
+
+
+@pytest.mark.parametrize("path", REAL_SAMPLES, ids=lambda p: p.stem)
+def test_the_first_step_never_points_to_steps_that_are_not_there(path: Path) -> None:
+    """A first step that says to run the read-only steps is only written when the report lists some."""
+    spec = render_file(path)["spec"]
+    first = spec["mitigations"][0]["description"] if spec["mitigations"] else ""
+    if "read-only steps" in first:
+        assert spec["investigation"], f"{path.stem}: step 1 points to investigation steps, none listed"
+
+
+def test_a_container_outside_kubernetes_gets_a_host_side_inspect_step() -> None:
+    """A shell in a container with no pod is investigated from the host that ran it, by container id."""
+    path = REAL_DIR / "syscall_terminal_shell_in_container_0_43.json"
+    spec = render_file(path)["spec"]
+    cid, host = json.loads(path.read_bytes())["output_fields"]["container.id"], spec["subject"]["falcoHost"]
+    assert cid and host and not spec["subject"]["pod"]
+    assert any(f"On host {host}" in s and s.endswith(f"crictl inspect {cid}") for s in spec["investigation"])
+
+
+def test_an_undecided_verdict_says_why_above_its_evidence() -> None:
+    """A suspicious report whose only evidence leans benign states that it is undecided and why."""
+    spec = render_file(REAL_DIR / "syscall_terminal_shell_in_container_0_43.json")["spec"]
+    assert spec["verdict"] == "suspicious"
+    assert {e["direction"] for e in spec["evidence"]} <= {"benign", "context"}
+    md = markdown.render(AlertReportSpec.model_validate(spec))
+    why = md.split("## Why this verdict", 1)[1].split("## Context", 1)[0]
+    assert "Undecided:" in why and "without proving it" in why
+    assert "Matches a known benign cause" not in md, "a moderate signal is worded as proof"

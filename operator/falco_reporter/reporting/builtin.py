@@ -36,7 +36,8 @@ class BuiltinWriter:
     def write_sync(self, ctx: ReportContext, *, fallback_reason: str = "") -> ReportDraft:
         """The same, for callers without an event loop."""
         judgement = judge(ctx)
-        mitigations, no_exception = plan(ctx, judgement)
+        steps = investigation(ctx)
+        mitigations, no_exception = plan(ctx, judgement, has_steps=bool(steps))
         entry = ctx.entry
         return ReportDraft(
             summary=_summary(ctx, judgement),
@@ -58,7 +59,7 @@ class BuiltinWriter:
             if entry and judgement.verdict != "likely-malicious"
             else [],
             mitigations=mitigations,
-            investigation=investigation(ctx),
+            investigation=steps,
             references=[ReferenceLink(title=r.title, url=str(r.url)) for r in entry.references]
             if entry
             else list(_GENERIC_REFERENCES),
@@ -84,6 +85,16 @@ def investigation(ctx: ReportContext) -> list[str]:
         if runs == "container":
             where = " (inside the suspect container, whose output an intruder can forge)"
         out.append(f"{step.title}{where}: {cmd}")
+    if not out and "container_id" in values:
+        # Without a pod, node or pid every curated step drops out; the runtime still knows the
+        # container, and inspecting it from the host changes nothing in it.
+        host = values.get("node") or values.get("falco_host")
+        on = f"On host {host}" if host else "On the host that ran it"
+        cid = fill_shell("{{container_id}}", values)
+        out.append(
+            f"{on}, the container's main process, mounts and privileges (docker inspect on a Docker "
+            f"host): crictl inspect {cid}"
+        )
     return out
 
 

@@ -118,8 +118,10 @@ def render(spec: AlertReportSpec) -> str:
     head = f"**{s.verdict}, {s.severity}** (Falco priority {text(s.priority)}) · {count} occurrence{'s' * (count != 1)}"
     out = [f"# {text(s.rule)}", "", head, "", prose(s.summary), "", "## Why this verdict", ""]
     deciding = [e for e in s.evidence if e.direction != "context"]
-    # The reason usually cites the evidence listed below by id; show it only when it adds to them.
-    if not deciding or not any(e.id in s.verdict_reason for e in deciding):
+    # The reason usually cites the evidence listed below by id; show it only when it adds to them,
+    # which an undecided verdict always does (the items alone would not say why it is undecided).
+    undecided = s.verdict in ("suspicious", "unknown")
+    if undecided or not deciding or not any(e.id in s.verdict_reason for e in deciding):
         out += [prose(s.verdict_reason), ""]
     out += [_evidence_line(e) for e in deciding]
     if s.severity_reason:

@@ -31,8 +31,13 @@ def _m(
     )
 
 
-def plan(ctx: ReportContext, judgement: Judgement) -> tuple[list[ReportMitigation], str]:
-    """The ordered mitigations and, when no exception is offered, why not."""
+def plan(
+    ctx: ReportContext, judgement: Judgement, *, has_steps: bool = True
+) -> tuple[list[ReportMitigation], str]:
+    """The ordered mitigations and, when no exception is offered, why not.
+
+    ``has_steps`` says whether the report lists read-only investigation steps to point to.
+    """
     view = FieldView(ctx.alert, ctx.enrichment)
     if judgement.health:
         return health_settings(ctx, judgement), ""
@@ -65,8 +70,13 @@ def plan(ctx: ReportContext, judgement: Judgement) -> tuple[list[ReportMitigatio
         "Ask the user (or the owner of the credential) whether the request was theirs and expected; treat "
         "it as an intrusion if the user, the verb or the command is not explained."
         if ctx.alert.source == "k8s_audit"
-        else "Run the read-only steps below; treat it as an intrusion if the program, its parent or its "
-        "peer is not explained.",
+        else (
+            "Run the read-only steps under Investigate; treat it as an intrusion if the program, its parent "
+            "or its peer is not explained."
+            if has_steps
+            else "Ask the owner of the workload or host whether they ran it; treat it as an intrusion if the "
+            "program, its parent or its peer is not explained."
+        ),
     )
     return [confirm, *hardening, *_exception(exception, judgement, first=False)], exception.refused
 

@@ -131,7 +131,12 @@ def judge(ctx: ReportContext) -> Judgement:
     elif benign:
         verdict, reason = (
             "suspicious",
-            (f"Fits a known benign cause: {_cite(benign)}; confirm it before excepting the pattern."),
+            (
+                "Undecided: "
+                + ", ".join(f"{e.id} ({e.value})" if e.value else e.id for e in benign[:3])
+                + " fits a known benign cause without proving it; confirm the cause before excepting "
+                "the pattern."
+            ),
         )
     else:
         verdict, reason = (

@@ -55,7 +55,12 @@ def benign_causes(entry: KnowledgeEntry | None, view: FieldView) -> list[Evidenc
         out.append(
             Evidence(
                 id=f"known-cause-{i + 1}",
-                observation=f"Matches a known benign cause: {_first_sentence(cause.cause)}",
+                # Only an identity match proves the cause; other signals are consistent with it.
+                observation=(
+                    f"Matches a known benign cause: {_first_sentence(cause.cause)}"
+                    if cause.identity
+                    else f"Consistent with a known benign cause (not proof of it): {_first_sentence(cause.cause)}"
+                ),
                 source=", ".join(dict.fromkeys(s.field for s in cause.signals)),
                 value=shown[:300],
                 direction="benign",
