@@ -604,3 +604,17 @@ def test_an_undecided_verdict_says_why_above_its_evidence() -> None:
     why = md.split("## Why this verdict", 1)[1].split("## Context", 1)[0]
     assert "Undecided:" in why and "without proving it" in why
     assert "Matches a known benign cause" not in md, "a moderate signal is worded as proof"
+
+
+def test_an_identity_is_not_listed_again_as_a_curated_cause_of_the_same_field() -> None:
+    """The event-generator image is one fact: one evidence item, not an identity plus a cause on the same field."""
+    spec = render_file(REAL_DIR / "syscall_find_aws_credentials.json")["spec"]
+    on_image = [e for e in spec["evidence"] if e["source"] == "image.repository"]
+    assert len(on_image) == 1, on_image
+
+
+def test_a_host_event_says_why_no_exception_in_host_terms() -> None:
+    """A write on the node itself is refused an exception because it has no namespace, said as such."""
+    spec = render_file(REAL_DIR / "syscall_write_below_binary_dir_legacy.json")["spec"]
+    assert "ran on the node itself" in spec["analysis"]
+    assert "the alert has no value for" not in spec["analysis"]

@@ -94,6 +94,11 @@ def plan_exception(rule: str, template: ExceptionTemplate | None, view: FieldVie
             return ExceptionPlan(refused=f"{field_name} changes with every occurrence")
         value = view.get(field_name)
         if not value:
+            if view.enrichment.scope == "host" and field_name.startswith(("k8s.", "container.")):
+                return ExceptionPlan(
+                    refused=f"it ran on the node itself, which has no {field_name} to pin; without it "
+                    "the exception would apply on every node"
+                )
             return ExceptionPlan(
                 refused=f"the alert has no value for {field_name}, and leaving it out would "
                 "except more than this pattern"

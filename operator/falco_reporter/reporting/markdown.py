@@ -122,7 +122,7 @@ def render(spec: AlertReportSpec) -> str:
     # which an undecided verdict always does (the items alone would not say why it is undecided).
     undecided = s.verdict in ("suspicious", "unknown")
     if undecided or not deciding or not any(e.id in s.verdict_reason for e in deciding):
-        out += [prose(s.verdict_reason), ""]
+        out += [prose(s.verdict_reason)] + ([""] if deciding else [])
     out += [_evidence_line(e) for e in deciding]
     if s.severity_reason:
         out += ["", f"Severity {prose(s.severity_reason)}"]

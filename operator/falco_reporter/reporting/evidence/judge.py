@@ -74,6 +74,11 @@ def gather(ctx: ReportContext) -> tuple[list[Evidence], Identity | None]:
     identity = identify(view)
     found = indicators(view) + benign_causes(ctx.entry, view) + cluster_context(view)
     if identity is not None:
+        # A curated cause that tests only the fields the identity already matched is the same fact.
+        same = set(identity.evidence.source.split(", "))
+        found = [
+            e for e in found if not (e.id.startswith("known-cause-") and set(e.source.split(", ")) <= same)
+        ]
         found.insert(0, identity.evidence)
     found.sort(key=lambda e: _ORDER.get((e.direction, e.strength), 6))
     return found, identity
