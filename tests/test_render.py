@@ -618,3 +618,26 @@ def test_a_host_event_says_why_no_exception_in_host_terms() -> None:
     spec = render_file(REAL_DIR / "syscall_write_below_binary_dir_legacy.json")["spec"]
     assert "ran on the node itself" in spec["analysis"]
     assert "the alert has no value for" not in spec["analysis"]
+
+
+@pytest.mark.parametrize("path", REAL_SAMPLES, ids=lambda p: p.stem)
+def test_one_confirmation_step_and_no_fixed_example_values(path: Path) -> None:
+    """A report asks to confirm once, and a tuning snippet names this alert's user, not a fixed example."""
+    raw = json.loads(path.read_bytes())
+    spec = render_file(path)["spec"]
+    confirms = [m for m in spec["mitigations"] if m["title"].lower().startswith("confirm")]
+    assert len(confirms) <= 1, [m["title"] for m in confirms]
+    user = (raw.get("output_fields") or {}).get("ka.user.name")
+    for m in spec["mitigations"]:
+        if "allowed_k8s_users" in m["snippet"]:
+            assert f'"{user}"' in m["snippet"], m["snippet"]
+
+
+def test_a_quoted_yaml_placeholder_takes_any_value_escaped_and_once() -> None:
+    """A user name with '@' or quotes fills a quoted YAML placeholder as one escaped string, never re-filled."""
+    template = '- list: allowed_k8s_users\n  items: ["{{audit_user}}"]\n'
+    for user in ("alice@example.com", 'x"] \n- rule: y', "{{namespace}}"):
+        filled = fill_yaml(template, {"audit_user": user, "namespace": "prod"})
+        assert filled is not None
+        assert yaml.safe_load(filled) == [{"list": "allowed_k8s_users", "items": [user]}]
+    assert fill_yaml("namespace: {{audit_user}}\n", {"audit_user": "alice@example.com"}) is None

@@ -78,7 +78,9 @@ def plan(
             "program, its parent or its peer is not explained."
         ),
     )
-    return [confirm, *hardening, *_exception(exception, judgement, first=False)], exception.refused
+    # An entry whose own first step is a confirmation says it better for its rule than the generic one.
+    first = [] if hardening and hardening[0].title.lower().startswith("confirm") else [confirm]
+    return [*first, *hardening, *_exception(exception, judgement, first=False)], exception.refused
 
 
 def _exception(exc: ExceptionPlan, judgement: Judgement, *, first: bool) -> list[ReportMitigation]:

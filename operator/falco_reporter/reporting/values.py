@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 
@@ -9,6 +10,9 @@ from falco_reporter.knowledge.model import placeholders_in
 from falco_reporter.reporting.context import ReportContext
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
+# A placeholder written inside double quotes is a YAML string whatever it holds: JSON escaping
+# (a valid YAML double-quoted scalar) lets it take any value, such as a user name with '@'.
+_ANY = re.compile(r'"\{\{\s*([a-z_]+)\s*\}\}"|\{\{\s*([a-z_]+)\s*\}\}')
 _DNS_SAFE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
@@ -43,10 +47,12 @@ def fill_shell(template: str, values: dict[str, str]) -> str | None:
 
 
 def fill_yaml(template: str, values: dict[str, str]) -> str | None:
-    """Fill a manifest; only DNS-safe values are allowed into YAML, else the snippet is dropped."""
-    needed = placeholders_in(template)
-    if not needed <= values.keys():
+    """Fill a manifest; bare placeholders take only DNS-safe values (else the snippet is dropped),
+    quoted ones any value, escaped."""
+    if not placeholders_in(template) <= values.keys():
         return None
-    if any(not _DNS_SAFE.match(values[name]) for name in needed if name not in ("image",)):
+    bare = {m.group(2) for m in _ANY.finditer(template) if m.group(2)}
+    if any(not _DNS_SAFE.match(values[name]) for name in bare if name not in ("image",)):
         return None
-    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+    # One pass, so a filled value that looks like a placeholder is never filled again.
+    return _ANY.sub(lambda m: json.dumps(values[m.group(1)]) if m.group(1) else values[m.group(2)], template)
