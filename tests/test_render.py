@@ -641,3 +641,10 @@ def test_a_quoted_yaml_placeholder_takes_any_value_escaped_and_once() -> None:
         assert filled is not None
         assert yaml.safe_load(filled) == [{"list": "allowed_k8s_users", "items": [user]}]
     assert fill_yaml("namespace: {{audit_user}}\n", {"audit_user": "alice@example.com"}) is None
+
+
+def test_revoking_an_unrecognised_user_comes_right_after_confirming() -> None:
+    """For an exec by a user, the conditional revoke step comes before any RBAC hardening."""
+    spec = render_file(REAL_DIR / "k8saudit_attach_exec_pod_2025.json")["spec"]
+    titles = [m["title"] for m in spec["mitigations"]]
+    assert titles[0].startswith("Confirm") and titles[1].startswith("If the user is not recognised"), titles

@@ -226,7 +226,9 @@ def _hardening(ctx: ReportContext, view: FieldView) -> list[ReportMitigation]:
         if m.snippet and not filled:
             continue
         out.append(_m(m.title, m.description, m.kind, filled, m.language))
-    return out
+    # A response that depends on the confirmation ("If the user is not recognised, revoke ...")
+    # follows it directly; hardening can wait until the credential question is settled.
+    return sorted(out, key=lambda m: not m.title.startswith("If "))
 
 
 def health_settings(ctx: ReportContext, judgement: Judgement) -> list[ReportMitigation]:
