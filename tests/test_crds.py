@@ -11,6 +11,7 @@ import yaml
 from falco_reporter.models.crds import build_crds
 from falco_reporter.models.falco import FalcoAlertSpec
 from falco_reporter.models.report import AlertReportSpec
+from falco_reporter.offline import render_alert
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -154,4 +155,14 @@ def test_reports_are_selectable_by_review_state(cluster, namespace):
 
     assert selected("spec.review.state=false-positive") == ["accepted"]
     assert selected("spec.review.state!=false-positive") == ["acked", "unreviewed"]
-    assert selected("spec.verdict=suspicious,spec.severity=medium") == ["accepted", "acked", "unreviewed"]
+    both = f"spec.verdict={doc['spec']['verdict']},spec.severity={doc['spec']['severity']}"
+    assert selected(both) == ["accepted", "acked", "unreviewed"]
+
+
+def test_the_sample_report_is_what_render_writes_today() -> None:
+    """samples/alertreport.yaml is the current output of the command its header names (minus the namespace)."""
+    objects = list(yaml.safe_load_all((ROOT / "samples/workloads.yaml").read_text()))
+    body = (ROOT / "samples/alerts/01-terminal-shell-shop-web.json").read_bytes()
+    fresh = render_alert(body, [o for o in objects if o])
+    fresh["metadata"].pop("namespace", None)
+    assert yaml.safe_load((ROOT / "samples/alertreport.yaml").read_text()) == fresh
