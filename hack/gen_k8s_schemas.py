@@ -156,7 +156,10 @@ def render(data: dict[str, Any]) -> str:
     lines = [json.dumps(head, separators=(",", ":"))[:-1] + ',"$defs":{']
     items = list(data["$defs"].items())
     lines += [
-        json.dumps(name) + ":" + json.dumps(schema, separators=(",", ":")) + ("," if i < len(items) - 1 else "")
+        json.dumps(name)
+        + ":"
+        + json.dumps(schema, separators=(",", ":"))
+        + ("," if i < len(items) - 1 else "")
         for i, (name, schema) in enumerate(items)
     ]
     return "\n".join([*lines, "}}"]) + "\n"
@@ -190,8 +193,10 @@ def main() -> None:
     api.close()
     OUT.write_text(render(data), encoding="utf-8")
     size = OUT.stat().st_size
-    print(f"wrote {OUT.relative_to(ROOT)}: {len(data['kinds'])} kinds, {len(data['$defs'])} definitions, "
-          f"{size} bytes, from {data['kubernetes_version']}")
+    print(
+        f"wrote {OUT.relative_to(ROOT)}: {len(data['kinds'])} kinds, {len(data['$defs'])} definitions, "
+        f"{size} bytes, from {data['kubernetes_version']}"
+    )
 
 
 if __name__ == "__main__":

@@ -60,8 +60,7 @@ def collect(upstream: Path) -> dict[str, Any]:
                     found.add(str(item[kind]))
     return {
         "generated_by": "hack/gen_upstream_names.py",
-        "sources": [str(p.relative_to(upstream)) for p in rules_files(upstream)]
-        + [CONFIG_SCHEMA],
+        "sources": [str(p.relative_to(upstream)) for p in rules_files(upstream)] + [CONFIG_SCHEMA],
         "rules": sorted(names["rule"]),
         "macros": sorted(names["macro"]),
         "lists": sorted(names["list"]),

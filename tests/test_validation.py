@@ -437,7 +437,10 @@ def test_falco_yaml_fragment_with_known_keys_is_accepted():
         ("json_output: true\nhttp_output.enabled: true\n", "'http_output.enabled' is not a falco.yaml key"),
         ("rules_file: [/etc/falco/rules.d]\n", "did you mean"),
         ("http_output:\n  enable: true\n", "http_output.enable: unknown key"),
-        ("append_output:\n  - match: {source: syscall}\n    extra: x\n", "append_output[0].extra: unknown key"),
+        (
+            "append_output:\n  - match: {source: syscall}\n    extra: x\n",
+            "append_output[0].extra: unknown key",
+        ),
         ("json_output: 'yes'\n", "json_output: must be boolean, got 'yes'"),
         ("http_output: {enabled: true, url: [a]}\n", "http_output.url: must be string"),
         ("- json_output\n", "must be a YAML mapping"),

@@ -65,7 +65,9 @@ def validate_falco_config(text: str, known: UpstreamNames | None = None) -> Vali
         errors = _schema_errors(doc, keys)
         detail = f"falco.yaml keys {', '.join(map(str, doc))}"
         if not errors:
-            checks.append(f"falco.yaml keys and values match Falco's config schema: {', '.join(map(str, doc))}")
+            checks.append(
+                f"falco.yaml keys and values match Falco's config schema: {', '.join(map(str, doc))}"
+            )
     return ValidationResult.build(
         SUBJECT, checks, [unmask(e, mapping) for e in errors], unmask(detail, mapping)
     )
@@ -88,8 +90,10 @@ def _explain(error: ValidationError, keys: tuple[str, ...]) -> list[str]:
             return [f"{k!r} is not a falco.yaml key{_close(k, keys)}" for k in extra]
         return [f"{path}.{k}: unknown key (expected {', '.join(allowed)})" for k in extra]
     if error.validator == "type":
-        wanted = error.validator_value
-        return [f"{path}: must be {wanted if isinstance(wanted, str) else ' or '.join(wanted)}, got {instance!r}"]
+        wanted: Any = error.validator_value
+        return [
+            f"{path}: must be {wanted if isinstance(wanted, str) else ' or '.join(wanted)}, got {instance!r}"
+        ]
     return [f"{path}: {error.message}" if path else error.message]
 
 

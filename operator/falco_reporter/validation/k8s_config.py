@@ -49,7 +49,9 @@ CONFIG_DEFS: dict[str, Any] = {
             "omitManagedFields": {"type": "boolean"},
             "resources": {
                 "type": "array",
-                "items": _strict({"group": {"type": "string"}, "resources": _STRINGS, "resourceNames": _STRINGS}),
+                "items": _strict(
+                    {"group": {"type": "string"}, "resources": _STRINGS, "resourceNames": _STRINGS}
+                ),
             },
         },
         ("level",),

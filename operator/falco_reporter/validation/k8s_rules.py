@@ -78,7 +78,9 @@ _POD_ONLY = names(
 )
 # Definition -> field -> why it is not accepted there (it belongs elsewhere).
 HINTS: dict[str, dict[str, str]] = {
-    CORE + "PodSecurityContext": dict.fromkeys(_CONTAINER_ONLY, "it is a container-level securityContext field"),
+    CORE + "PodSecurityContext": dict.fromkeys(
+        _CONTAINER_ONLY, "it is a container-level securityContext field"
+    ),
     CORE + "SecurityContext": dict.fromkeys(
         _POD_ONLY, "it is a pod-level securityContext field (spec.securityContext)"
     ),
@@ -201,7 +203,11 @@ def _cluster_role_binding(obj: dict[str, Any]) -> Problems:
     if isinstance(ref, dict) and ref.get("kind") not in (None, "ClusterRole"):
         yield ("roleRef", "kind"), f"{ref['kind']!r} is not one of ClusterRole"
     for i, subject in _each(obj, "subjects"):
-        if isinstance(subject, dict) and subject.get("kind") == "ServiceAccount" and not subject.get("namespace"):
+        if (
+            isinstance(subject, dict)
+            and subject.get("kind") == "ServiceAccount"
+            and not subject.get("namespace")
+        ):
             yield ("subjects", i, "namespace"), "required for a ServiceAccount in a ClusterRoleBinding"
 
 

@@ -86,7 +86,10 @@ def _rule_keyword(
             yield ValidationError(message, path=path)
 
 
-_Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"x-def": _rule_keyword})
+# jsonschema's stubs leave extend() untyped.
+_Validator: Any = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+    jsonschema.Draft202012Validator, {"x-def": _rule_keyword}
+)
 
 
 @cache
@@ -122,6 +125,7 @@ def dotted(path: Any) -> str:
 
 def _explain(error: ValidationError) -> list[tuple[str, str]]:
     path, instance, schema, kind = dotted(error.absolute_path), error.instance, error.schema, error.validator
+    value: Any = error.validator_value
     if kind == "additionalProperties" and isinstance(instance, dict) and isinstance(schema, dict):
         known = list(schema.get("properties", {}))
         hints = HINTS.get(str(schema.get("x-def")), {})
@@ -134,15 +138,15 @@ def _explain(error: ValidationError) -> list[tuple[str, str]]:
             if key not in known
         ]
     if kind == "required" and isinstance(instance, dict):
-        missing = [k for k in error.validator_value if k not in instance]
+        missing = [k for k in value if k not in instance]
         return [(dotted([*error.absolute_path, k]), "required field is missing") for k in missing]
     if kind == "type":
-        return [(path, _type_problem(error.validator_value, instance))]
+        return [(path, _type_problem(value, instance))]
     if kind in ("oneOf", "anyOf"):
-        types = [s.get("type") for s in error.validator_value if isinstance(s, dict)]
+        types = [s.get("type") for s in value if isinstance(s, dict)]
         return [(path, _type_problem(types, instance))]
     if kind == "enum":
-        return [(path, f"{instance!r} is not one of {', '.join(map(str, error.validator_value))}")]
+        return [(path, f"{instance!r} is not one of {', '.join(map(str, value))}")]
     return [(path, error.message)]
 
 

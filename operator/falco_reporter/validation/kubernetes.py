@@ -206,5 +206,9 @@ def label_map(values: Iterable[tuple[Any, Any]], path: str, ctx: Ctx, *, annotat
         problem = label_key(key) if isinstance(key, str) else f"key {key!r} must be a string"
         if problem:
             ctx.error(path, problem)
-        if isinstance(value, str) and not annotations and (len(value) > 63 or not _LABEL_VALUE.fullmatch(value)):
+        if (
+            isinstance(value, str)
+            and not annotations
+            and (len(value) > 63 or not _LABEL_VALUE.fullmatch(value))
+        ):
             ctx.error(f"{path}.{key}", f"{value!r} is not a valid label value")
