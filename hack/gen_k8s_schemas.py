@@ -169,9 +169,13 @@ def client_fetch(api_client: Any) -> Fetch:
     """A fetch function over a kubernetes.client.ApiClient (used by the drift test too)."""
 
     def fetch(path: str) -> Any:
-        response = api_client.call_api(
-            path, "GET", auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True
+        request = api_client.param_serialize(
+            "GET", path, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"]
         )
+        response = api_client.call_api(*request, _request_timeout=60)
+        response.read()
+        if not 200 <= response.status <= 299:
+            raise SystemExit(f"GET {path}: HTTP {response.status}")
         return json.loads(response.data)
 
     return fetch

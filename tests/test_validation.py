@@ -623,7 +623,7 @@ BAD_MANIFESTS = {
                               "podSelector: {}}]}]", "ipBlock cannot be combined"),
     "bad-cidr": (NP + "spec:\n  podSelector: {}\n  egress: [{to: [{ipBlock: {cidr: 10.0.0.300/8}}]}]", "is not a CIDR"),
     "lower-case-protocol": (NP + "spec:\n  podSelector: {}\n  ingress: [{ports: [{protocol: tcp, port: 80}]}]",
-                            "'tcp' is not one of TCP, UDP, SCTP"),
+                            "'tcp' is not one of SCTP, TCP, UDP"),
     "port-out-of-range": (NP + "spec:\n  podSelector: {}\n  ingress: [{ports: [{port: 70000}]}]", "outside 1-65535"),
     "endport-with-named-port": (NP + "spec:\n  podSelector: {}\n  ingress: [{ports: [{port: http, endPort: 90}]}]",
                                 "endPort needs a numeric port"),
