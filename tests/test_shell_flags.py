@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from falco_reporter.validation import validate_command
-from falco_reporter.validation.shell_flags import SPECS
 from falco_reporter.validation.shell_policy import KNOWN_PROGRAMS
+from falco_reporter.validation.shell_specs import SPECS
 
 REFUSED = {
     "tcpdump -w /etc/passwd": "tcpdump -w /etc/passwd: writes a file; only under /tmp/ or /var/tmp/",
@@ -36,6 +36,15 @@ REFUSED = {
     "kubectl config view --raw": "prints credentials",
     "helm template falco falcosecurity/falco --output-dir /etc/kubernetes": "writes a file",
     "nsenter -t 1 -n ss -K": "inside nsenter: ss -K: option not allowed",
+    "curl -s -D /etc/profile.d/x.sh https://example.com": "curl -D: option not allowed",
+    "curl -c /root/.bashrc https://example.com": "curl -c: option not allowed",
+    "curl --trace /etc/passwd https://example.com": "curl --trace: option not allowed",
+    "psql -U postgres -c 'SELECT 1' -o /etc/passwd": "psql -o: option not allowed",
+    "mysql -e 'SELECT 1' --tee=/etc/passwd": "mysql --tee: option not allowed",
+    "mysql -e 'SHOW DATABASES' --pager=/tmp/x.sh": "mysql --pager: option not allowed",
+    "yq -s '.a' file.yaml": "yq -s: option not allowed",
+    "bpftool prog dump jited id 7 file /usr/bin/ls": "'dump ... file F' writes F",
+    "kubectl kustomize ./overlay -o /etc/kubernetes/manifests/x.yaml": "kubectl kustomize --output",
 }
 
 
@@ -69,6 +78,11 @@ ACCEPTED = [
     "kubectl cp ns/pod:/var/log/app.log /tmp/app.log",
     "kubectl port-forward --address=127.0.0.1 pod/web 8080:80",
     "helm template falco falcosecurity/falco --output-dir /tmp/falco-chart",
+    "curl -sS -m 5 -H 'Metadata-Flavor: Google' http://169.254.169.254/computeMetadata/v1/",
+    "psql -U postgres -At -c 'SELECT usename FROM pg_stat_activity'",
+    "mysql -u root -e 'SHOW PROCESSLIST' --batch",
+    "yq -o json '.spec' /tmp/deploy.yaml",
+    "bpftool prog dump xlated id 7",
 ]
 
 

@@ -96,6 +96,8 @@ def _kubectl(args: list[str], report: Report) -> list[list[str]]:
         report("kubectl port-forward --address: only localhost (anything else exposes the pod)")
     elif sub == "config" and "--raw" in before:
         report("kubectl config view --raw: prints credentials into the report")
+    elif sub == "kustomize" and option_values(before, "-o", "--output"):
+        check_output("kubectl kustomize", "--output", option_values(before, "-o", "--output"), report)
     elif sub == "plugin" and rest[:1] != ["list"]:
         report("kubectl plugin: only list")
     elif sub not in (

@@ -245,8 +245,12 @@ TOOL_POLICIES: dict[str, ToolCheck] = {
     "nft": subcommands("nft", ["list"], ("-f", "--file")),
     "ip": _ip,
     "bpftool": reject_if(
-        "bpftool: only show/list/dump are allowed (load/attach/update change the kernel)",
-        lambda a: len(p := positionals(a)) >= 2 and p[1] not in ("show", "list", "dump", "tree", "probe"),
+        "bpftool: only show/list/dump to the terminal are allowed (load/attach/update change the kernel; "
+        "'dump ... file F' writes F)",
+        lambda a: (
+            (len(p := positionals(a)) >= 2 and p[1] not in ("show", "list", "dump", "tree", "probe"))
+            or "file" in p[2:]
+        ),
     ),
     "systemctl": subcommands(
         "systemctl",
