@@ -20,14 +20,14 @@ LLM_MODEL := $(CACHE)/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
 IMAGE ?= falco-reporter:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 EXTRAS ?=
 
-.PHONY: help venv cluster-bins cluster-up cluster-down test lint demo crds clean helm-lint image llm-setup bench node-deps eval
+.PHONY: help venv cluster-bins cluster-up cluster-down test lint demo crds k8s-schemas clean helm-lint image llm-setup bench node-deps eval
 
 help:
 	@echo "make demo   - local control plane + operator + sample alerts, prints reports"
 	@echo "make test   - the whole test suite against a real kube-apiserver and etcd"
 	@echo "make lint   - ruff, mypy --strict, import-linter layer contracts"
 	@echo "make eval   - measure the LLM writer (EVAL_PROVIDER=llamacpp|fake|builtin|...) on real and crafted alerts"
-	@echo "make cluster-bins / cluster-up [NODE=1] / cluster-down / crds / helm-lint / image / llm-setup / bench / clean"
+	@echo "make cluster-bins / cluster-up [NODE=1] / cluster-down / crds / k8s-schemas / helm-lint / image / llm-setup / bench / clean"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -90,6 +90,11 @@ lint: venv
 crds: venv
 	$(PY) hack/write_crds.py
 	cp crds/falcoalerts.yaml crds/alertreports.yaml helm/falco-reporter/crds/
+
+# The Kubernetes JSON schemas manifests are validated with, from /openapi/v3 of the kube-apiserver
+# we build (starts and stops a local control plane; tests/test_k8s_schemas.py checks for drift).
+k8s-schemas: venv bin/kube-apiserver
+	$(PY) hack/gen_k8s_schemas.py
 
 # Throughput, latency, LLM-storm cost and memory on the local control plane; prints a table
 # beside the targets and writes bench/results.json (about 8 minutes on 2 cores).

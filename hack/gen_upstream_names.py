@@ -1,15 +1,18 @@
 """Regenerate operator/falco_reporter/validation/upstream_names.json from upstream Falco material.
 
 Usage: python hack/gen_upstream_names.py [FALCO_UPSTREAM_DIR]   (default: $FALCO_UPSTREAM_DIR,
-else ../shared/falco). Reads rules/*.yaml, rules/plugins/**/*.yaml and
-schema/falco-config.schema.json and writes names only (rules, macros, lists, falco.yaml keys),
-never descriptions or conditions. tests/test_validation_upstream.py fails when the file is stale.
+else ../shared/falco). Reads rules/*.yaml and rules/plugins/**/*.yaml and writes names only (rules, macros, lists), never
+descriptions or conditions. Copies Falco's config schema (schema/falco-config.schema.json) unchanged
+to falco_config.schema.json and records its release and license, read from schema/SOURCE.txt.
+tests/test_validation_upstream.py fails when either file is stale.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "operator" / "falco_reporter" / "validation" / "upstream_names.json"
+CONFIG_SCHEMA = "schema/falco-config.schema.json"
+CONFIG_SCHEMA_OUT = OUT.with_name("falco_config.schema.json")
 
 
 def rules_files(upstream: Path) -> list[Path]:
@@ -27,16 +32,22 @@ def rules_files(upstream: Path) -> list[Path]:
     )
 
 
-def config_keys(schema: dict[str, Any]) -> dict[str, list[str]]:
-    """falco.yaml top-level keys -> the sub-keys of object (or array-of-object) values."""
-    defs = schema["definitions"]
-    root = defs[schema["$ref"].rsplit("/", 1)[-1]]
-    out: dict[str, list[str]] = {}
-    for key, prop in root["properties"].items():
-        ref = prop.get("$ref") or prop.get("items", {}).get("$ref")
-        target = defs[ref.rsplit("/", 1)[-1]] if ref else prop
-        out[key] = sorted(target.get("properties", {}))
-    return dict(sorted(out.items()))
+def schema_provenance(upstream: Path) -> dict[str, str]:
+    """Where the config schema comes from: repository, license, release tag and commit (schema/SOURCE.txt)."""
+    source = (upstream / "schema" / "SOURCE.txt").read_text(encoding="utf-8")
+    repo = re.search(r"^Upstream: (\S+)\s+\(([^)]+)\)", source, re.MULTILINE)
+    tag = re.search(r"^Release tag: (\S+)\s+\(commit (\w+)", source, re.MULTILINE)
+    if repo is None or tag is None:
+        raise SystemExit(f"{upstream}/schema/SOURCE.txt does not name the upstream repository and release")
+    return {
+        "file": CONFIG_SCHEMA_OUT.name,
+        "upstream": repo.group(1),
+        "license": repo.group(2),
+        "release": tag.group(1),
+        "commit": tag.group(2),
+        "how": "falco --config-schema (userspace/falco/config_json_schema.h), copied unchanged",
+        "sha256": hashlib.sha256((upstream / CONFIG_SCHEMA).read_bytes()).hexdigest(),
+    }
 
 
 def collect(upstream: Path) -> dict[str, Any]:
@@ -47,15 +58,13 @@ def collect(upstream: Path) -> dict[str, Any]:
             for kind, found in names.items():
                 if isinstance(item, dict) and kind in item:
                     found.add(str(item[kind]))
-    schema = json.loads((upstream / "schema" / "falco-config.schema.json").read_text(encoding="utf-8"))
     return {
         "generated_by": "hack/gen_upstream_names.py",
-        "sources": [str(p.relative_to(upstream)) for p in rules_files(upstream)]
-        + ["schema/falco-config.schema.json"],
+        "sources": [str(p.relative_to(upstream)) for p in rules_files(upstream)] + [CONFIG_SCHEMA],
         "rules": sorted(names["rule"]),
         "macros": sorted(names["macro"]),
         "lists": sorted(names["list"]),
-        "falco_config_keys": config_keys(schema),
+        "falco_config_schema": schema_provenance(upstream),
     }
 
 
@@ -64,7 +73,8 @@ def main() -> None:
     default = os.environ.get("FALCO_UPSTREAM_DIR") or str(ROOT.parent / "shared" / "falco")
     upstream = Path(sys.argv[1] if len(sys.argv) > 1 else default)
     OUT.write_text(json.dumps(collect(upstream), indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {OUT.relative_to(ROOT)}")
+    CONFIG_SCHEMA_OUT.write_bytes((upstream / CONFIG_SCHEMA).read_bytes())
+    print(f"wrote {OUT.relative_to(ROOT)} and {CONFIG_SCHEMA_OUT.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

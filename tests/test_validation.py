@@ -437,7 +437,12 @@ def test_falco_yaml_fragment_with_known_keys_is_accepted():
         ("json_output: true\nhttp_output.enabled: true\n", "'http_output.enabled' is not a falco.yaml key"),
         ("rules_file: [/etc/falco/rules.d]\n", "did you mean"),
         ("http_output:\n  enable: true\n", "http_output.enable: unknown key"),
-        ("append_output:\n  - match: {source: syscall}\n    extra: x\n", "append_output.extra: unknown key"),
+        (
+            "append_output:\n  - match: {source: syscall}\n    extra: x\n",
+            "append_output[0].extra: unknown key",
+        ),
+        ("json_output: 'yes'\n", "json_output: must be boolean, got 'yes'"),
+        ("http_output: {enabled: true, url: [a]}\n", "http_output.url: must be string"),
         ("- json_output\n", "must be a YAML mapping"),
     ],
 )
@@ -618,14 +623,17 @@ BAD_MANIFESTS = {
                               "podSelector: {}}]}]", "ipBlock cannot be combined"),
     "bad-cidr": (NP + "spec:\n  podSelector: {}\n  egress: [{to: [{ipBlock: {cidr: 10.0.0.300/8}}]}]", "is not a CIDR"),
     "lower-case-protocol": (NP + "spec:\n  podSelector: {}\n  ingress: [{ports: [{protocol: tcp, port: 80}]}]",
-                            "'tcp' is not one of TCP, UDP, SCTP"),
+                            "'tcp' is not one of SCTP, TCP, UDP"),
     "port-out-of-range": (NP + "spec:\n  podSelector: {}\n  ingress: [{ports: [{port: 70000}]}]", "outside 1-65535"),
     "endport-with-named-port": (NP + "spec:\n  podSelector: {}\n  ingress: [{ports: [{port: http, endPort: 90}]}]",
                                 "endPort needs a numeric port"),
     "policy-type-case": (NP + "spec:\n  podSelector: {}\n  policyTypes: [ingress]", "'ingress' is not one of"),
-    "missing-pod-selector": (NP + "spec:\n  policyTypes: [Ingress]", "spec.podSelector: required field is missing"),
+    "subject-without-name": (
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: b, namespace: n}\n"
+        "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: r}\nsubjects: [{kind: Group}]",
+        "subjects[0].name: required field is missing"),
     "peer-key-typo": (NP + "spec:\n  podSelector: {}\n  ingress: [{from: [{namespaceSelectors: {}}]}]",
-                      "namespaceSelectors: unknown field (expected podSelector, namespaceSelector, ipBlock)"),
+                      "namespaceSelectors: unknown field (expected ipBlock, namespaceSelector, podSelector)"),
     "rbac-invalid-verb": (
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: r}\n"
         "rules: [{apiGroups: [''], resources: [pods], verbs: [read]}]", "'read' is not one of"),
@@ -702,6 +710,11 @@ def test_bad_manifests_are_rejected_with_a_path(text, expected):
     result = validate_manifest(text)
     assert not result.ok
     assert expected in errors_of(result)
+
+
+def test_network_policy_without_pod_selector_is_accepted():
+    """Kubernetes 1.36 serves podSelector as optional (empty selects every pod), so the schema allows it."""
+    assert validate_manifest(NP + "spec:\n  policyTypes: [Ingress]").ok
 
 
 def test_manifest_errors_say_which_document():
@@ -915,13 +928,12 @@ def test_validate_snippet_checks_override_targets_only_with_known_names():
 
 
 def test_upstream_names_are_loaded_once_and_hold_names():
-    """The shipped names include well-known upstream items and falco.yaml keys, and are cached."""
+    """The shipped names include well-known upstream rules, macros and lists, and are cached."""
     assert upstream_names() is UPSTREAM
     assert isinstance(UPSTREAM, UpstreamNames)
     assert "Terminal shell in container" in UPSTREAM.rules
     assert "spawned_process" in UPSTREAM.macros
     assert "shell_binaries" in UPSTREAM.lists
-    assert "enabled" in UPSTREAM.config_keys["http_output"]
 
 
 def test_result_summary_reports_first_error_and_count():

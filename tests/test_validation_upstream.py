@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from falco_reporter.validation import upstream_names, validate_falco_config, validate_rules_file
+from falco_reporter.validation.falco_config import config_keys
 from falco_reporter.validation.upstream import DATA_FILE
 from falco_reporter.validation.yamlload import YamlError, load_all
 
@@ -238,13 +239,16 @@ def test_upstream_names_json_matches_the_upstream_rules_files():
     assert len(shipped["rules"]) > 100
 
 
-def test_upstream_config_keys_match_the_config_schema():
-    """The shipped falco.yaml keys are exactly the config schema's top-level properties."""
-    schema = json.loads((UPSTREAM / "schema" / "falco-config.schema.json").read_text(encoding="utf-8"))
+def test_shipped_config_schema_is_falcos_and_accepts_every_key():
+    """The packaged config schema is Falco's byte for byte, and it knows every top-level key by name."""
+    shipped = ROOT / "operator" / "falco_reporter" / "validation" / "falco_config.schema.json"
+    assert shipped.read_bytes() == (UPSTREAM / "schema" / "falco-config.schema.json").read_bytes()
+    schema = json.loads(shipped.read_text(encoding="utf-8"))
     top = schema["definitions"][schema["$ref"].rsplit("/", 1)[-1]]["properties"]
-    assert set(upstream_names().config_keys) == set(top)
-    fragment = "".join(f"{key}: null\n" for key in sorted(top))
-    assert validate_falco_config(fragment).ok
+    assert set(config_keys()) == set(top)
+    result = validate_falco_config("".join(f"{key}: {{}}\n" for key in sorted(top)))
+    assert not [e for e in result.errors if "is not a falco.yaml key" in e]
+    assert validate_falco_config("json_output: true\nwatch_config_files: false\n").ok
 
 
 def test_generator_reproduces_the_shipped_file():
@@ -260,3 +264,4 @@ def test_generator_reproduces_the_shipped_file():
     assert json.dumps(module.collect(UPSTREAM), indent=1) + "\n" == shipped, (
         "run: python hack/gen_upstream_names.py"
     )
+    assert module.schema_provenance(UPSTREAM)["release"] == "0.44.1"

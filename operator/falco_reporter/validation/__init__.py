@@ -23,9 +23,9 @@ def validate_snippet(
 ) -> ValidationResult:
     """Validate a mitigation snippet of ``kind`` (a MitigationKind) written in ``language``.
 
-    ``known`` restricts which upstream rules/macros/lists an override may target and supplies
-    the falco.yaml keys; without it override targets are not checked (custom rules are fine)
-    and the shipped falco.yaml keys are used.
+    ``known`` restricts which upstream rules/macros/lists an override may target; without it
+    override targets are not checked (custom rules are fine). falco.yaml is checked with Falco's
+    config schema either way.
     """
     if kind == "process":
         return ValidationResult(

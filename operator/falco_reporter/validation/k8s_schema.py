@@ -1,192 +1,176 @@
-"""A tiny structural schema language for the Kubernetes objects reports produce.
+"""Kubernetes object bodies checked against JSON schemas generated from the API server's OpenAPI.
 
-Only shapes are modelled (field names, scalar types, enums, required keys) plus a few
-cross-field rules; the operator's server-side dry run remains the authority.
+``k8s_schemas.json`` is written by ``hack/gen_k8s_schemas.py`` (``make k8s-schemas``) from the
+kube-apiserver the project builds; ``k8s_rules`` adds what OpenAPI does not carry (enums,
+cross-field rules) and ``k8s_config`` the component configuration files no API server serves.
+Validation uses the ``jsonschema`` library; its errors are rephrased as ``path: problem``.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+import copy
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from typing import Any
 
-DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
-_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+import jsonschema
+from jsonschema.exceptions import ValidationError
+
+from falco_reporter.validation.k8s_config import CONFIG_DEFS, CONFIG_KINDS
+from falco_reporter.validation.k8s_rules import ENUMS, HINTS, REQUIRED, RULES
+
+DATA_FILE = "k8s_schemas.json"
+_TYPE_NAMES = {"object": "mapping", "array": "list"}
 
 
-@dataclass
-class Ctx:
-    """Where errors go and which kind they are reported for."""
+@dataclass(frozen=True)
+class KindInfo:
+    """Where a kind's schema is and whether its objects live in a namespace."""
 
-    kind: str
-    errors: list[str] = field(default_factory=list)
-
-    def error(self, path: str, message: str) -> None:
-        """Record ``<Kind> <path>: <message>``."""
-        self.errors.append(f"{self.kind} {path}: {message}" if path else f"{self.kind}: {message}")
+    definition: str
+    namespaced: bool
 
 
-class Node:
-    """A schema node: checks one value at ``path``."""
+@dataclass(frozen=True)
+class Schemas:
+    """The loaded schemas: served kinds, component config kinds and the shared definitions."""
 
-    def check(self, value: Any, path: str, ctx: Ctx) -> None:
-        """Record problems with ``value`` in ``ctx``."""
+    kubernetes_version: str
+    kinds: dict[tuple[str, str], KindInfo]
+    config_kinds: dict[tuple[str, str], KindInfo]
+    defs: dict[str, Any]
 
 
-class AnyValue(Node):
-    """Anything (a part we do not model)."""
+def _split(key: str) -> tuple[str, str]:
+    api, _, kind = key.rpartition("/")
+    return api, kind
 
 
-@dataclass
-class Scalar(Node):
-    """A string/int/bool value, optionally restricted to an enum or checked by a function."""
+def _overlay(defs: dict[str, Any]) -> dict[str, Any]:
+    """Mark each definition with its name (for rules and hints) and add the enums and requirements."""
+    out = copy.deepcopy(defs)
+    for name, schema in out.items():
+        schema["x-def"] = name
+        if name in REQUIRED:
+            schema["required"] = sorted({*schema.get("required", ()), *REQUIRED[name]})
+    for dotted, values in ENUMS.items():
+        name, _, field = dotted.rpartition(".")
+        prop = out[name]["properties"][field]
+        (prop["items"] if prop.get("type") == "array" else prop)["enum"] = list(values)
+    for schema in out.values():
+        _link(schema, out)
+    return out
 
-    types: tuple[type, ...]
-    enum: tuple[Any, ...] = ()
-    validator: Callable[[Any], str | None] | None = None
 
-    def check(self, value: Any, path: str, ctx: Ctx) -> None:
-        """Type, enum and validator check."""
-        bad_bool = isinstance(value, bool) and bool not in self.types
-        if bad_bool or not isinstance(value, self.types):
-            names = " or ".join(
-                "integer" if t is int else "boolean" if t is bool else "string" for t in self.types
+def _link(node: Any, defs: dict[str, Any]) -> Any:
+    """Replace each {"$ref": ...} by the definition itself (shared, not copied).
+
+    Resolving references through jsonschema's registry is about a third of the validation time;
+    the definitions have no cycles, and a cycle would only make the shared graph cyclic.
+    """
+    if isinstance(node, dict):
+        if "$ref" in node:
+            return defs[node["$ref"].removeprefix("#/$defs/")]
+        for key, value in node.items():
+            if key != "x-def":
+                node[key] = _link(value, defs)
+    elif isinstance(node, list):
+        node[:] = [_link(v, defs) for v in node]
+    return node
+
+
+@cache
+def schemas() -> Schemas:
+    """The shipped schemas (read once)."""
+    text = resources.files(__package__).joinpath(DATA_FILE).read_text(encoding="utf-8")
+    data = json.loads(text)
+    return Schemas(
+        kubernetes_version=data["kubernetes_version"],
+        kinds={_split(k): KindInfo(v["definition"], v["namespaced"]) for k, v in data["kinds"].items()},
+        config_kinds={k: KindInfo(v, False) for k, v in CONFIG_KINDS.items()},
+        defs=_overlay({**data["$defs"], **CONFIG_DEFS}),
+    )
+
+
+def _rule_keyword(
+    _validator: Any, name: str, instance: Any, _schema: dict[str, Any]
+) -> Iterator[ValidationError]:
+    """The ``x-def`` keyword: run the cross-field rule kept for this definition, if any."""
+    rule = RULES.get(name)
+    if rule is not None and isinstance(instance, dict):
+        for path, message in rule(instance):
+            yield ValidationError(message, path=path)
+
+
+# jsonschema's stubs leave extend() untyped.
+_Validator: Any = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+    jsonschema.Draft202012Validator, {"x-def": _rule_keyword}
+)
+
+
+@cache
+def _validator(definition: str) -> Any:
+    return _Validator(schemas().defs[definition])
+
+
+def prune_nulls(value: Any) -> Any:
+    """Drop mapping entries whose value is null: the API server treats them as absent."""
+    if isinstance(value, dict):
+        return {k: prune_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [prune_nulls(v) for v in value]
+    return value
+
+
+def check_body(doc: dict[str, Any], definition: str) -> list[tuple[str, str]]:
+    """(path, problem) for every way ``doc`` breaks the schema of ``definition`` (metadata included)."""
+    out: dict[tuple[str, str], None] = {}
+    for error in _validator(definition).iter_errors(prune_nulls(doc)):
+        for item in _explain(error):
+            out[item] = None
+    return list(out)
+
+
+def dotted(path: Any) -> str:
+    """spec.containers[0].image from a jsonschema path."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text
+
+
+def _explain(error: ValidationError) -> list[tuple[str, str]]:
+    path, instance, schema, kind = dotted(error.absolute_path), error.instance, error.schema, error.validator
+    value: Any = error.validator_value
+    if kind == "additionalProperties" and isinstance(instance, dict) and isinstance(schema, dict):
+        known = list(schema.get("properties", {}))
+        hints = HINTS.get(str(schema.get("x-def")), {})
+        return [
+            (
+                dotted([*error.absolute_path, key]),
+                f"unknown field (expected {', '.join(known)})" + (f"; {hints[key]}" if key in hints else ""),
             )
-            ctx.error(
-                path, f"must be a {names}, got {value!r}" + (" (quote it)" if str in self.types else "")
-            )
-        elif self.enum and value not in self.enum:
-            ctx.error(path, f"{value!r} is not one of {', '.join(map(str, self.enum))}")
-        elif self.validator is not None and (problem := self.validator(value)) is not None:
-            ctx.error(path, problem)
+            for key in instance
+            if key not in known
+        ]
+    if kind == "required" and isinstance(instance, dict):
+        missing = [k for k in value if k not in instance]
+        return [(dotted([*error.absolute_path, k]), "required field is missing") for k in missing]
+    if kind == "type":
+        return [(path, _type_problem(value, instance))]
+    if kind in ("oneOf", "anyOf"):
+        types = [s.get("type") for s in value if isinstance(s, dict)]
+        return [(path, _type_problem(types, instance))]
+    if kind == "enum":
+        return [(path, f"{instance!r} is not one of {', '.join(map(str, value))}")]
+    return [(path, error.message)]
 
 
-@dataclass
-class ListOf(Node):
-    """A list whose items all match ``item``."""
-
-    item: Node
-
-    def check(self, value: Any, path: str, ctx: Ctx) -> None:
-        """Each item at path[i]."""
-        if not isinstance(value, list):
-            ctx.error(path, f"must be a list, got {type(value).__name__}")
-            return
-        for i, entry in enumerate(value):
-            self.item.check(entry, f"{path}[{i}]", ctx)
-
-
-@dataclass
-class MapOf(Node):
-    """A mapping with string keys and values matching ``value``."""
-
-    value: Node
-
-    def check(self, value: Any, path: str, ctx: Ctx) -> None:
-        """Keys must be strings; values are checked."""
-        if not isinstance(value, dict):
-            ctx.error(path, f"must be a mapping, got {type(value).__name__}")
-            return
-        for key, entry in value.items():
-            if not isinstance(key, str):
-                ctx.error(path, f"key {key!r} must be a string")
-            self.value.check(entry, f"{path}.{key}", ctx)
-
-
-@dataclass
-class Obj(Node):
-    """A mapping with a fixed set of fields."""
-
-    fields: dict[str, Node]
-    required: tuple[str, ...] = ()
-    rule: Callable[[dict[str, Any], str, Ctx], None] | None = None
-    # Why a field that belongs elsewhere is not accepted here (e.g. container-only fields).
-    hints: dict[str, str] = field(default_factory=dict)
-
-    def check(self, value: Any, path: str, ctx: Ctx) -> None:
-        """Unknown fields, required fields, each field, then the cross-field rule."""
-        if not isinstance(value, dict):
-            ctx.error(path, f"must be a mapping with fields {', '.join(self.fields)}, got {value!r}")
-            return
-        for key, entry in value.items():
-            sub = f"{path}.{key}" if path else str(key)
-            node = self.fields.get(str(key))
-            if node is None:
-                hint = f"; {self.hints[key]}" if key in self.hints else ""
-                ctx.error(sub, f"unknown field (expected {', '.join(self.fields)}){hint}")
-            elif entry is not None:
-                node.check(entry, sub, ctx)
-        for key in self.required:
-            if key not in value or value[key] is None:
-                ctx.error(f"{path}.{key}" if path else key, "required field is missing")
-        if self.rule is not None:
-            self.rule(value, path, ctx)
-
-
-def enum(*values: str) -> Scalar:
-    """A string restricted to ``values``."""
-    return Scalar((str,), values)
-
-
-STR = Scalar((str,))
-INT = Scalar((int,))
-BOOL = Scalar((bool,))
-INT_OR_STR = Scalar((int, str))
-ANY = AnyValue()
-STR_LIST = ListOf(STR)
-STR_MAP = MapOf(STR)
-
-
-def port_number(value: Any) -> str | None:
-    """1..65535 for numbers; IANA_SVC_NAME-like for names."""
-    if isinstance(value, int):
-        return None if 1 <= value <= 65535 else f"port {value} is outside 1-65535"
-    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", value) or len(value) > 15:
-        return f"port {value!r} is neither a number nor a valid port name"
-    return None
-
-
-PORT = Scalar((int, str), validator=port_number)
-
-
-def cidr(value: Any) -> str | None:
-    """A valid IPv4/IPv6 CIDR such as 10.0.0.0/8."""
-    try:
-        ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        return f"{value!r} is not a CIDR (e.g. 10.0.0.0/8)"
-    return None if "/" in value else f"{value!r} needs a prefix length (e.g. {value}/32)"
-
-
-def dns_name(value: str, *, label: bool = False) -> str | None:
-    """Why ``value`` is not a DNS-1123 subdomain (or label), or None."""
-    pattern, limit, what = (DNS_LABEL, 63, "label") if label else (DNS_SUBDOMAIN, 253, "subdomain")
-    if len(value) > limit or not pattern.fullmatch(value):
-        return f"{value!r} is not a valid DNS-1123 {what} (lower-case alphanumerics and '-', max {limit})"
-    return None
-
-
-def label_key(key: str) -> str | None:
-    """Kubernetes qualified-name rules for label and annotation keys."""
-    prefix, _, name = key.rpartition("/")
-    if prefix and dns_name(prefix):
-        return f"key {key!r}: prefix {prefix!r} is not a DNS subdomain"
-    if len(name) > 63 or not _QUALIFIED_NAME.fullmatch(name):
-        return f"key {key!r} is not a valid qualified name"
-    return None
-
-
-def label_map(values: Iterable[tuple[Any, Any]], path: str, ctx: Ctx, *, annotations: bool = False) -> None:
-    """Label (or annotation) keys, and string values (label values: max 63, restricted chars)."""
-    for key, value in values:
-        problem = label_key(key) if isinstance(key, str) else f"key {key!r} must be a string"
-        if problem:
-            ctx.error(path, problem)
-        if not isinstance(value, str):
-            ctx.error(f"{path}.{key}", f"must be a string, got {value!r} (quote it)")
-        elif not annotations and (len(value) > 63 or not _LABEL_VALUE.fullmatch(value)):
-            ctx.error(f"{path}.{key}", f"{value!r} is not a valid label value")
+def _type_problem(types: Any, instance: Any) -> str:
+    wanted = [types] if isinstance(types, str) else [t for t in types if isinstance(t, str)]
+    label = " or ".join(_TYPE_NAMES.get(t, t) for t in wanted)
+    got = repr(instance) if not isinstance(instance, dict | list) else type(instance).__name__
+    return f"must be a {label}, got {got}" + (" (quote it)" if "string" in wanted else "")

@@ -1,19 +1,59 @@
-"""Kubernetes manifests: known apiVersion/kind, valid metadata, and a structural check of the body."""
+"""Kubernetes manifests: a served apiVersion/kind, valid metadata, and the body checked by its schema."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
-from falco_reporter.validation.k8s_kinds import CLUSTER_SCOPED, CONFIG_KINDS, KINDS, POD_TEMPLATE_PATHS
-from falco_reporter.validation.k8s_schema import Ctx, Obj, dns_name, label_map
-from falco_reporter.validation.result import ValidationResult, mask_placeholders, names, unmask
+from falco_reporter.validation.k8s_schema import KindInfo, check_body, schemas
+from falco_reporter.validation.result import ValidationResult, mask_placeholders, unmask
 from falco_reporter.validation.yamlload import YamlError, load_all
 
 SUBJECT = "kubernetes-manifest"
 PSA_PREFIX = "pod-security.kubernetes.io/"
 PSA_LEVELS = ("privileged", "baseline", "restricted")
-_METADATA_FIELDS = names("name namespace labels annotations generateName finalizers ownerReferences")
+OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 _RBAC_KINDS = frozenset({"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"})
+# Custom resources reports may suggest (no schema shipped: server-side dry run checks the body).
+# (apiVersion, kind) -> namespaced.
+CUSTOM_KINDS: dict[tuple[str, str], bool] = {
+    ("cilium.io/v2", "CiliumNetworkPolicy"): True,
+    ("cilium.io/v2", "CiliumClusterwideNetworkPolicy"): False,
+    ("projectcalico.org/v3", "NetworkPolicy"): True,
+    ("projectcalico.org/v3", "GlobalNetworkPolicy"): False,
+    ("kyverno.io/v1", "ClusterPolicy"): False,
+    ("kyverno.io/v1", "Policy"): True,
+}
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+
+
+@dataclass
+class Ctx:
+    """Where errors go and which kind they are reported for."""
+
+    kind: str
+    errors: list[str] = field(default_factory=list)
+
+    def error(self, path: str, message: str) -> None:
+        """Record ``<Kind> <path>: <message>``."""
+        self.errors.append(f"{self.kind} {path}: {message}" if path else f"{self.kind}: {message}")
+
+
+def known_kinds(config_files: bool) -> dict[tuple[str, str], KindInfo | None]:
+    """(apiVersion, kind) -> schema info; None for a known kind without a schema."""
+    loaded = schemas()
+    kinds: dict[tuple[str, str], KindInfo | None] = {
+        **loaded.kinds,
+        **dict.fromkeys(CUSTOM_KINDS),
+    }
+    if config_files:
+        kinds |= {k: info if info.definition else None for k, info in loaded.config_kinds.items()}
+    return kinds
 
 
 def validate_manifest(text: str, *, config_files: bool = False) -> ValidationResult:
@@ -30,14 +70,14 @@ def validate_manifest(text: str, *, config_files: bool = False) -> ValidationRes
         return ValidationResult.failure(SUBJECT, "no Kubernetes object in the snippet")
     checks = [f"yaml parses ({len(docs)} document(s))"]
     errors: list[str] = []
-    names: list[str] = []
+    labels: list[str] = []
+    kinds = known_kinds(config_files)
     for index, doc in enumerate(docs, start=1):
         prefix = f"document {index}: " if len(docs) > 1 else ""
         ctx = Ctx(kind="object")
-        label = _object(doc, ctx, checks, {**KINDS, **CONFIG_KINDS} if config_files else KINDS)
-        names.append(label)
-        errors += [prefix + e for e in ctx.errors]
-    detail = names[0] if len(names) == 1 else f"{len(names)} objects: " + ", ".join(names)
+        labels.append(_object(doc, ctx, checks, kinds))
+        errors += [prefix + e for e in dict.fromkeys(ctx.errors)]
+    detail = labels[0] if len(labels) == 1 else f"{len(labels)} objects: " + ", ".join(labels)
     return ValidationResult.build(
         SUBJECT,
         [unmask(c, mapping) for c in checks],
@@ -46,7 +86,7 @@ def validate_manifest(text: str, *, config_files: bool = False) -> ValidationRes
     )
 
 
-def _object(doc: Any, ctx: Ctx, checks: list[str], kinds: dict[tuple[str, str], Obj | None]) -> str:
+def _object(doc: Any, ctx: Ctx, checks: list[str], kinds: dict[tuple[str, str], KindInfo | None]) -> str:
     """Check one object; return 'Kind name' for the summary."""
     if not isinstance(doc, dict):
         ctx.error("", f"a Kubernetes object must be a mapping with apiVersion, kind, metadata, got {doc!r}")
@@ -73,25 +113,31 @@ def _object(doc: Any, ctx: Ctx, checks: list[str], kinds: dict[tuple[str, str], 
             ctx.error("kind", f"unknown kind {kind!r} for apiVersion {api!r}")
         return label
     before = len(ctx.errors)
-    if (api, kind) not in CONFIG_KINDS or meta is not None:
-        _metadata(kind, meta, ctx)
-    shape = kinds[(api, kind)]
-    if shape is not None:
-        shape.check(doc, "", ctx)
-        _pod_template_rules(kind, doc, ctx)
+    info = kinds[(api, kind)]
+    config_file = (api, kind) in schemas().config_kinds
+    if not config_file or meta is not None:
+        namespaced = info.namespaced if info else CUSTOM_KINDS.get((api, kind), True)
+        _metadata(kind, meta, namespaced, ctx)
+    if info is not None:
+        for path, problem in check_body(doc, info.definition):
+            ctx.error(path, problem)
+    elif isinstance(meta, dict):
+        for path, problem in check_body(meta, OBJECT_META):
+            ctx.error(f"metadata.{path}" if path else "metadata", problem)
     if len(ctx.errors) == before:
-        body = "fields checked" if shape is not None else "body not modelled (server-side dry run checks it)"
+        if info is None:
+            body = "body not modelled (server-side dry run checks it)"
+        else:
+            body = "fields checked" if config_file else f"schema of Kubernetes {schemas().kubernetes_version}"
         checks.append(f"{label}: {api} {kind} known, metadata valid, {body}")
     return label
 
 
-def _metadata(kind: str, meta: Any, ctx: Ctx) -> None:
+def _metadata(kind: str, meta: Any, namespaced: bool, ctx: Ctx) -> None:
+    """Name formats, namespace scope and label formats (the schema checks the field names and types)."""
     if not isinstance(meta, dict):
         ctx.error("metadata", "required mapping with at least name")
         return
-    for key in meta:
-        if key not in _METADATA_FIELDS:
-            ctx.error(f"metadata.{key}", f"unknown field (expected {', '.join(_METADATA_FIELDS)})")
     name = meta.get("name")
     if not isinstance(name, str) or not name:
         ctx.error("metadata.name", "required string")
@@ -102,7 +148,7 @@ def _metadata(kind: str, meta: Any, ctx: Ctx) -> None:
         ctx.error("metadata.name", problem)
     namespace = meta.get("namespace")
     if namespace is not None:
-        if kind in CLUSTER_SCOPED:
+        if not namespaced:
             ctx.error("metadata.namespace", f"{kind} is cluster-scoped and has no namespace")
         elif problem := (
             dns_name(namespace, label=True) if isinstance(namespace, str) else "must be a string"
@@ -112,8 +158,6 @@ def _metadata(kind: str, meta: Any, ctx: Ctx) -> None:
         value = meta.get(key)
         if isinstance(value, dict):
             label_map(value.items(), f"metadata.{key}", ctx, annotations=key == "annotations")
-        elif value is not None:
-            ctx.error(f"metadata.{key}", "must be a mapping of strings")
     labels = meta.get("labels")
     if isinstance(labels, dict):
         _pod_security_labels(kind, labels, ctx)
@@ -138,27 +182,33 @@ def _pod_security_labels(kind: str, labels: dict[Any, Any], ctx: Ctx) -> None:
             ctx.error(where, f"{value!r} is not 'latest' or a version like v1.30")
 
 
-def _pod_template_rules(kind: str, doc: dict[str, Any], ctx: Ctx) -> None:
-    """Selector must match the template labels; restartPolicy must suit the controller."""
-    path = POD_TEMPLATE_PATHS.get(kind)
-    if path is None:
-        return
-    node: Any = doc
-    for part in path[:-1]:
-        node = node.get(part) if isinstance(node, dict) else None
-    template = node.get(path[-1]) if isinstance(node, dict) else None
-    if not isinstance(template, dict) or not isinstance(node, dict):
-        return
-    dotted = ".".join(path)
-    spec: dict[str, Any] = template["spec"] if isinstance(template.get("spec"), dict) else {}
-    policy = spec.get("restartPolicy")
-    allowed = ("OnFailure", "Never") if kind in ("Job", "CronJob") else ("Always",)
-    if policy is not None and policy not in allowed:
-        ctx.error(f"{dotted}.spec.restartPolicy", f"{kind} pods need restartPolicy {' or '.join(allowed)}")
-    selector = node.get("selector")
-    meta: dict[str, Any] = template["metadata"] if isinstance(template.get("metadata"), dict) else {}
-    labels: dict[str, Any] = meta["labels"] if isinstance(meta.get("labels"), dict) else {}
-    if isinstance(selector, dict) and isinstance(selector.get("matchLabels"), dict):
-        missing = {k: v for k, v in selector["matchLabels"].items() if labels.get(k) != v}
-        if missing:
-            ctx.error(f"{dotted}.metadata.labels", f"must include the selector's matchLabels {missing}")
+def dns_name(value: str, *, label: bool = False) -> str | None:
+    """Why ``value`` is not a DNS-1123 subdomain (or label), or None."""
+    pattern, limit, what = (DNS_LABEL, 63, "label") if label else (DNS_SUBDOMAIN, 253, "subdomain")
+    if len(value) > limit or not pattern.fullmatch(value):
+        return f"{value!r} is not a valid DNS-1123 {what} (lower-case alphanumerics and '-', max {limit})"
+    return None
+
+
+def label_key(key: str) -> str | None:
+    """Kubernetes qualified-name rules for label and annotation keys."""
+    prefix, _, name = key.rpartition("/")
+    if prefix and dns_name(prefix):
+        return f"key {key!r}: prefix {prefix!r} is not a DNS subdomain"
+    if len(name) > 63 or not _QUALIFIED_NAME.fullmatch(name):
+        return f"key {key!r} is not a valid qualified name"
+    return None
+
+
+def label_map(values: Iterable[tuple[Any, Any]], path: str, ctx: Ctx, *, annotations: bool = False) -> None:
+    """Label (or annotation) keys, and label values (max 63, restricted chars); the schema checks types."""
+    for key, value in values:
+        problem = label_key(key) if isinstance(key, str) else f"key {key!r} must be a string"
+        if problem:
+            ctx.error(path, problem)
+        if (
+            isinstance(value, str)
+            and not annotations
+            and (len(value) > 63 or not _LABEL_VALUE.fullmatch(value))
+        ):
+            ctx.error(f"{path}.{key}", f"{value!r} is not a valid label value")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from falco_reporter.validation.result import names
-from falco_reporter.validation.shell_tools import Report, ToolCheck, has_option, positionals
+from falco_reporter.validation.shell_flags import check_output
+from falco_reporter.validation.shell_tools import Report, ToolCheck, has_option, option_values, positionals
 
 # Every kubectl subcommand (kubectl 1.3x), so a typo is told apart from a forbidden one.
 KUBECTL_SUBCOMMANDS = frozenset(
@@ -42,6 +43,7 @@ KUBECTL_VALUE_FLAGS = frozenset(
     )
 )
 _DRY_RUN = ("--dry-run=server", "--dry-run=client")
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
 def _kubectl(args: list[str], report: Report) -> list[list[str]]:
@@ -88,6 +90,14 @@ def _kubectl(args: list[str], report: Report) -> list[list[str]]:
         report("kubectl config: only view, current-context, get-contexts, get-clusters")
     elif sub == "cp" and not (rest and ":" in rest[0]):
         report("kubectl cp: only copying out of a pod (POD:PATH first) is allowed")
+    elif sub == "cp":
+        check_output("kubectl cp", "DEST", rest[1:2] or [""], report)
+    elif sub == "port-forward" and set(option_values(before, "--address")) - set(_LOOPBACK):
+        report("kubectl port-forward --address: only localhost (anything else exposes the pod)")
+    elif sub == "config" and "--raw" in before:
+        report("kubectl config view --raw: prints credentials into the report")
+    elif sub == "kustomize" and option_values(before, "-o", "--output"):
+        check_output("kubectl kustomize", "--output", option_values(before, "-o", "--output"), report)
     elif sub == "plugin" and rest[:1] != ["list"]:
         report("kubectl plugin: only list")
     elif sub not in (
@@ -199,6 +209,9 @@ def _helm(args: list[str], report: Report) -> list[list[str]]:
     sub = words[0] if words else ""
     read = names(
         "list ls status get history hist show inspect template search version env lint verify dependency dep"
+    )
+    check_output(
+        f"helm {sub}", "--output-dir", option_values(args, "--output-dir", "-d", "--destination"), report
     )
     if sub in ("install", "upgrade"):
         if not has_option(args, "--dry-run"):

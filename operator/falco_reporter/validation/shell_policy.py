@@ -15,6 +15,7 @@ from falco_reporter.validation.result import PLACEHOLDER_RE, names
 from falco_reporter.validation.shell_inspect import INSPECT_POLICIES
 from falco_reporter.validation.shell_k8s import K8S_POLICIES, KUBECTL_VALUE_FLAGS
 from falco_reporter.validation.shell_lex import operator_errors, split
+from falco_reporter.validation.shell_specs import SPEC_POLICIES
 from falco_reporter.validation.shell_tools import TOOL_POLICIES, ToolCheck, positionals
 
 MAX_DEPTH = 4
@@ -52,7 +53,7 @@ SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "fish", "csh", "t
 _DANGEROUS_ENV = frozenset(
     {"LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "PATH", "BASH_ENV", "ENV", "PROMPT_COMMAND"}
 )
-_POLICIES: dict[str, ToolCheck] = {**TOOL_POLICIES, **K8S_POLICIES, **INSPECT_POLICIES}
+_POLICIES: dict[str, ToolCheck] = {**TOOL_POLICIES, **K8S_POLICIES, **INSPECT_POLICIES, **SPEC_POLICIES}
 _SUBCOMMAND_TOOLS = frozenset({"kubectl", "crictl", "docker", "podman", "nerdctl", "helm"})
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 #: Every program this policy has an opinion on (allowed, refused with a reason, or a shell).

@@ -1,4 +1,5 @@
-"""Per-tool argument policies for host tools (kubectl and container tools: shell_k8s.py).
+"""Per-tool argument policies for host tools with modes (option allow-lists: shell_flags.py; kubectl and
+container tools: shell_k8s.py).
 
 A policy gets the arguments and a ``report`` callback for errors, and returns the inner
 commands it would run (for wrappers such as xargs or nsenter), usually none.
@@ -43,9 +44,14 @@ def has_option(args: Iterable[str], *names: str) -> bool:
     )
 
 
-def read_only(_args: list[str], _report: Report) -> list[list[str]]:
-    """A tool with no harmful arguments."""
-    return []
+def option_values(args: list[str], *names: str) -> list[str]:
+    """Values given to the long options ``names`` (``--name=value`` or ``--name value``)."""
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        name, eq, value = arg.partition("=")
+        if name in names:
+            out.append(value if eq else args[i + 1] if i + 1 < len(args) else "")
+    return out
 
 
 def forbid(program: str, reason: str, *options: str) -> ToolCheck:
@@ -210,28 +216,8 @@ def _env(args: list[str], _report: Report) -> list[list[str]]:
     return [args[args.index(rest[0]) :]] if rest else []
 
 
-_READ_ONLY = names(
-    "ps pstree pgrep pidof ls tree cat head tail stat file strings readlink realpath grep egrep fgrep "
-    "zgrep wc cut uniq jq base64 xxd hexdump od cmp diff sha256sum sha1sum sha512sum md5sum getfacl "
-    "getcap getpcaps id getent groups last lastb lastlog who w whoami uname uptime lscpu free vmstat "
-    "df du findmnt lsblk lsmod modinfo lsns lsof ss netstat printenv ausearch aureport dig nslookup "
-    "host ping traceroute iptables-save ip6tables-save readelf objdump nm"
-)
-
 TOOL_POLICIES: dict[str, ToolCheck] = {
-    **dict.fromkeys(_READ_ONLY, read_only),
     "find": _find,
-    "journalctl": forbid(
-        "journalctl",
-        "deletes or rotates logs",
-        *names("--vacuum-size --vacuum-time --vacuum-files --rotate --flush --relinquish-var --setup-keys"),
-    ),
-    "dmesg": forbid(
-        "dmesg",
-        "clears or reconfigures the kernel log",
-        *names("-c -C -D -E -n --clear --read-clear --console-off --console-on --console-level"),
-    ),
-    "tcpdump": forbid("tcpdump", "runs a command on capture files", "-z"),
     "falco": reject_if(
         "falco: program_output runs arbitrary programs; not in a report command",
         lambda a: any("program_output" in x for x in a),
@@ -240,7 +226,6 @@ TOOL_POLICIES: dict[str, ToolCheck] = {
         "sysctl: writing kernel parameters is not allowed",
         lambda a: has_option(a, "-w", "-p", "--write", "--load", "--system") or any("=" in x for x in a),
     ),
-    "sort": forbid("sort", "writes a file", "-o", "--output"),
     "yq": forbid("yq", "edits files in place", "-i", "--inplace"),
     "date": reject_if(
         "date: setting the clock is not allowed",
@@ -260,8 +245,12 @@ TOOL_POLICIES: dict[str, ToolCheck] = {
     "nft": subcommands("nft", ["list"], ("-f", "--file")),
     "ip": _ip,
     "bpftool": reject_if(
-        "bpftool: only show/list/dump are allowed (load/attach/update change the kernel)",
-        lambda a: len(p := positionals(a)) >= 2 and p[1] not in ("show", "list", "dump", "tree", "probe"),
+        "bpftool: only show/list/dump to the terminal are allowed (load/attach/update change the kernel; "
+        "'dump ... file F' writes F)",
+        lambda a: (
+            (len(p := positionals(a)) >= 2 and p[1] not in ("show", "list", "dump", "tree", "probe"))
+            or "file" in p[2:]
+        ),
     ),
     "systemctl": subcommands(
         "systemctl",
