@@ -2,8 +2,9 @@
 
 Usage: python hack/gen_upstream_names.py [FALCO_UPSTREAM_DIR]   (default: $FALCO_UPSTREAM_DIR,
 else ../shared/falco). Reads rules/*.yaml and rules/plugins/**/*.yaml and writes names only (rules, macros, lists), never
-descriptions or conditions. Copies Falco's config schema (schema/falco-config.schema.json) unchanged
-to falco_config.schema.json and records its release and license, read from schema/SOURCE.txt.
+descriptions or conditions. Reduces Falco's config schema (schema/falco-config.schema.json) to its
+structure (key names, types, enums, bounds, required keys; no titles or descriptions) in
+falco_config.schema.json and records its release and license, read from schema/SOURCE.txt.
 tests/test_validation_upstream.py fails when either file is stale.
 """
 
@@ -45,9 +46,36 @@ def schema_provenance(upstream: Path) -> dict[str, str]:
         "license": repo.group(2),
         "release": tag.group(1),
         "commit": tag.group(2),
-        "how": "falco --config-schema (userspace/falco/config_json_schema.h), copied unchanged",
+        "how": "falco --config-schema (userspace/falco/config_json_schema.h), reduced to structure",
         "sha256": hashlib.sha256((upstream / CONFIG_SCHEMA).read_bytes()).hexdigest(),
     }
+
+
+# Schema keywords that hold prose, not structure: dropped, so only facts (names, types) are shipped.
+PROSE = frozenset({"title", "description", "$comment", "examples", "markdownDescription"})
+
+
+def structure(node: Any) -> Any:
+    """The schema without its prose; names under properties/definitions are kept as names."""
+    if isinstance(node, list):
+        return [structure(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in PROSE:
+            continue
+        if key in ("properties", "definitions", "patternProperties") and isinstance(value, dict):
+            out[key] = {name: structure(sub) for name, sub in value.items()}
+        else:
+            out[key] = structure(value)
+    return out
+
+
+def config_schema(upstream: Path) -> str:
+    """The shipped form of Falco's config schema."""
+    raw = json.loads((upstream / CONFIG_SCHEMA).read_text(encoding="utf-8"))
+    return json.dumps(structure(raw), indent=1, sort_keys=True) + "\n"
 
 
 def collect(upstream: Path) -> dict[str, Any]:
@@ -73,7 +101,7 @@ def main() -> None:
     default = os.environ.get("FALCO_UPSTREAM_DIR") or str(ROOT.parent / "shared" / "falco")
     upstream = Path(sys.argv[1] if len(sys.argv) > 1 else default)
     OUT.write_text(json.dumps(collect(upstream), indent=1) + "\n", encoding="utf-8")
-    CONFIG_SCHEMA_OUT.write_bytes((upstream / CONFIG_SCHEMA).read_bytes())
+    CONFIG_SCHEMA_OUT.write_text(config_schema(upstream), encoding="utf-8")
     print(f"wrote {OUT.relative_to(ROOT)} and {CONFIG_SCHEMA_OUT.relative_to(ROOT)}")
 
 

@@ -239,11 +239,24 @@ def test_upstream_names_json_matches_the_upstream_rules_files():
     assert len(shipped["rules"]) > 100
 
 
+def _generator() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "gen_upstream_names", ROOT / "hack" / "gen_upstream_names.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_shipped_config_schema_is_falcos_and_accepts_every_key():
-    """The packaged config schema is Falco's byte for byte, and it knows every top-level key by name."""
+    """The packaged config schema is Falco's structure without its prose, and knows every top-level key."""
     shipped = ROOT / "operator" / "falco_reporter" / "validation" / "falco_config.schema.json"
-    assert shipped.read_bytes() == (UPSTREAM / "schema" / "falco-config.schema.json").read_bytes()
+    module = _generator()
+    assert shipped.read_text(encoding="utf-8") == module.config_schema(UPSTREAM)
     schema = json.loads(shipped.read_text(encoding="utf-8"))
+    assert '"description"' not in shipped.read_text(encoding="utf-8")
     top = schema["definitions"][schema["$ref"].rsplit("/", 1)[-1]]["properties"]
     assert set(config_keys()) == set(top)
     result = validate_falco_config("".join(f"{key}: {{}}\n" for key in sorted(top)))
@@ -253,13 +266,7 @@ def test_shipped_config_schema_is_falcos_and_accepts_every_key():
 
 def test_generator_reproduces_the_shipped_file():
     """hack/gen_upstream_names.py regenerates upstream_names.json byte for byte."""
-    spec = importlib.util.spec_from_file_location(
-        "gen_upstream_names", ROOT / "hack" / "gen_upstream_names.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _generator()
     shipped = (ROOT / "operator" / "falco_reporter" / "validation" / DATA_FILE).read_text(encoding="utf-8")
     assert json.dumps(module.collect(UPSTREAM), indent=1) + "\n" == shipped, (
         "run: python hack/gen_upstream_names.py"
