@@ -262,6 +262,22 @@ def test_export_writes_the_exact_tree_and_a_second_export_changes_nothing(
     assert git(repo, "status", "--porcelain") == ""
 
 
+def test_run_export_dir_keeps_a_report_in_the_directory(
+    cluster: Any, kube_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    """`falco-reporter run --export-dir DIR` writes a stored alert's report as Markdown and YAML into DIR."""
+    out = tmp_path / "exported"
+    extra = ["--namespace", namespace, "--export-dir", str(out), "--export-interval", "0.5"]
+    with FalcoReporterProcess(str(cluster.kubeconfig), extra=extra, log_dir=tmp_path) as proc:
+        _, name = store(proc.url, alert(namespace, "web-exported"))
+        wait_report(kube_api, namespace, name)
+        markdown = out / namespace / f"{name}.md"
+        wait_for(lambda: markdown.exists() and (out / "README.md").exists(), timeout=60, what="exported files")
+    exported = yaml.safe_load((out / namespace / f"{name}.yaml").read_text())
+    assert (exported["kind"], exported["metadata"]["name"]) == ("AlertReport", name)
+    assert name in (out / "README.md").read_text()
+
+
 def test_export_help_names_every_flag() -> None:
     """`falco-reporter export --help` mentions every flag the export command accepts."""
     parser = build_parser()

@@ -18,25 +18,26 @@ from falco_reporter.receiver.ingest import IngestResult, IngestService
 from falco_reporter.receiver.intake import alert_from_body
 from falco_reporter.receiver.journal import Journal, JournalFull
 from falco_reporter.receiver.secrets import FileSecret, ReloadingTLS, peer_subject_allowed
+from falco_reporter.settings import DEFAULTS, host_port
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ReceiverSettings:
-    host: str = "0.0.0.0"  # noqa: S104 - a receiver in a pod must listen on the pod IP
-    port: int = 8080
+    host: str = host_port(DEFAULTS.bind)[0]
+    port: int = host_port(DEFAULTS.bind)[1]
     #: File holding the bearer token for POST /v1/alerts (re-read on change); "" = no auth.
-    token_file: str = ""
+    token_file: str = DEFAULTS.token_file
     #: File holding a bearer token required for /metrics; "" = /metrics open.
-    metrics_token_file: str = ""
+    metrics_token_file: str = DEFAULTS.metrics_token_file
     #: With mutual TLS: client certificate subjects allowed (common name or CN=..,O=..); () = any.
-    client_subjects: tuple[str, ...] = ()
-    max_body: int = 1024 * 1024
-    request_timeout: float = 5.0
-    tls_cert: str = ""
-    tls_key: str = ""
-    tls_client_ca: str = ""
+    client_subjects: tuple[str, ...] = DEFAULTS.tls_client_subjects
+    max_body: int = DEFAULTS.max_body
+    request_timeout: float = DEFAULTS.request_timeout
+    tls_cert: str = DEFAULTS.tls_cert
+    tls_key: str = DEFAULTS.tls_key
+    tls_client_ca: str = DEFAULTS.tls_client_ca
 
 
 ReadyProbe = Callable[[], Awaitable[bool]]
