@@ -272,7 +272,9 @@ def test_run_export_dir_keeps_a_report_in_the_directory(
         _, name = store(proc.url, alert(namespace, "web-exported"))
         wait_report(kube_api, namespace, name)
         markdown = out / namespace / f"{name}.md"
-        wait_for(lambda: markdown.exists() and (out / "README.md").exists(), timeout=60, what="exported files")
+        wait_for(
+            lambda: markdown.exists() and (out / "README.md").exists(), timeout=60, what="exported files"
+        )
     exported = yaml.safe_load((out / namespace / f"{name}.yaml").read_text())
     assert (exported["kind"], exported["metadata"]["name"]) == ("AlertReport", name)
     assert name in (out / "README.md").read_text()

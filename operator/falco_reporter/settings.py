@@ -32,19 +32,23 @@ def setting(
     *,
     group: Group,
     chart: str = "",
+    chart_default: Any = None,
     env: str = "",
     flag: str = "",
 ) -> Any:
-    """A field with its help text, flag group, chart value path and, where it differs from the
+    """A field with its help text, flag group, chart value path (and the chart's default where
+    it means something else, e.g. "" for the release namespace) and, where it differs from the
     field name, its historical environment variable or flag name."""
-    extra: dict[str, str] = {"group": group, "chart": chart, "flag": flag}
+    extra: dict[str, Any] = {"group": group, "chart": chart, "flag": flag}
+    if chart_default is not None:
+        extra["chart_default"] = chart_default
     if not env:
-        return Field(default, description=help, json_schema_extra=extra)  # type: ignore[arg-type]
+        return Field(default, description=help, json_schema_extra=extra)
     return Field(
         default,
         description=help,
         validation_alias=ENV_PREFIX + env,
-        json_schema_extra=extra,  # type: ignore[arg-type]
+        json_schema_extra=extra,
     )
 
 
@@ -110,6 +114,7 @@ class Settings(BaseSettings):
         "namespace for alerts that name no existing namespace",
         group="receiver",
         chart="receiver.fallbackNamespace",
+        chart_default="",  # the release namespace
         env="NAMESPACE",
     )
     namespaces: CommaList = setting(

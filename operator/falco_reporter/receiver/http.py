@@ -209,14 +209,11 @@ def build_app(
     return app
 
 
-def build_health_app(
-    ready_probe: ReadyProbe, max_body: int = 1024, metrics_token_file: str = ""
-) -> web.Application:
+def build_health_app(ready_probe: ReadyProbe, *, metrics_token_file: str) -> web.Application:
     """Probes and metrics alone, plain HTTP (``--health-bind``): for kubelet probes and Prometheus
     when the receiver requires mutual TLS, and for ``run --no-receiver``, which has no receiver."""
-    return _application(
-        ReceiverSettings(max_body=max_body, metrics_token_file=metrics_token_file), ready_probe
-    )
+    # Probes and scrapes send no body: the smallest limit aiohttp takes.
+    return _application(ReceiverSettings(max_body=1024, metrics_token_file=metrics_token_file), ready_probe)
 
 
 def tls(settings: ReceiverSettings) -> ReloadingTLS | None:
