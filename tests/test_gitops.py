@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from falco_reporter.reporting.llm_config import LLMConfig
 from falco_reporter.reporting.service import ReportService
 from falco_reporter.validation import upstream_names, validate_rules_file, validate_snippet
 from tests.objects import GROUP, VERSION, condition, custom, get, listed, wait_report
-from tests.operator_proc import FalcoReporterProcess, free_port, post, wait_for
+from tests.operator_proc import FalcoReporterProcess, free_port, post, probe, wait_for
 
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parent.parent
@@ -511,7 +510,11 @@ class InProcessOperator:
     def start(self) -> None:
         self._thread.start()
         assert self._started.wait(10)
-        wait_for(lambda: self.error is not None or healthy(self.url), timeout=30, what="embedded receiver")
+        wait_for(
+            lambda: self.error is not None or probe(f"{self.url}/healthz"),
+            timeout=30,
+            what="embedded receiver",
+        )
         assert self.error is None, self.error
 
     def stop(self) -> None:
@@ -519,14 +522,6 @@ class InProcessOperator:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(60)
         assert not self._thread.is_alive(), "the in-process operator did not stop"
-
-
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
 
 
 def repost(url: str, body: dict[str, Any], kube_api: client.ApiClient, namespace: str, name: str) -> None:

@@ -20,6 +20,7 @@ from falco_reporter.knowledge.base import KnowledgeBase
 from falco_reporter.knowledge.base import load as load_knowledge
 from falco_reporter.kube.client import connect
 from falco_reporter.kube.dryrun import ManifestDryRun
+from falco_reporter.kube.errors import KubeError
 from falco_reporter.kube.objects import KubeObjects
 from falco_reporter.kube.resources import CustomResources
 from falco_reporter.models.resources import (
@@ -27,6 +28,7 @@ from falco_reporter.models.resources import (
     FALCOALERTS,
     LABEL_FALSE_POSITIVE,
     accepted_false_positive,
+    accepted_suppression,
 )
 from falco_reporter.receiver.http import (
     ReadyProbe,
@@ -154,8 +156,19 @@ def report_service(
     )
 
 
-def _ready_probe(objects: KubeObjects, settings: RunSettings) -> ReadyProbe:
-    return cached_probe(lambda: objects.namespace_exists(settings.fallback_namespace) or True)
+def ready_probe(objects: KubeObjects, settings: RunSettings) -> ReadyProbe:
+    """Ready while the API server answers: a namespace lookup that returns at all (found, missing
+    or forbidden) proves it; unreachable, a 5xx or refused credentials (KubeError) do not."""
+
+    def api_server_answers() -> bool:
+        try:
+            objects.namespace_exists(settings.fallback_namespace)
+        except KubeError as exc:
+            log.warning("not ready: %s", exc)
+            return False
+        return True
+
+    return cached_probe(api_server_answers)
 
 
 def _ingest(settings: RunSettings) -> tuple[IngestService, ReadyProbe]:
@@ -170,14 +183,14 @@ def _ingest(settings: RunSettings) -> tuple[IngestService, ReadyProbe]:
             namespaces=frozenset(settings.namespaces),
         ),
     )
-    return service, _ready_probe(objects, settings)
+    return service, ready_probe(objects, settings)
 
 
 def _health_task(settings: RunSettings, stop: asyncio.Event, probe: ReadyProbe | None) -> asyncio.Task[None]:
     """The plain-HTTP probe and metrics server of ``--health-bind``."""
     host, port = host_port(settings.health_bind)
     if probe is None:
-        probe = _ready_probe(KubeObjects(connect(settings.kubeconfig), settings.namespaces), settings)
+        probe = ready_probe(KubeObjects(connect(settings.kubeconfig), settings.namespaces), settings)
     where = ReceiverSettings(host=host, port=port)
     metrics_token = settings.receiver.metrics_token_file if settings.receiver else ""
     return asyncio.create_task(
@@ -322,9 +335,6 @@ def suppressions_file(kubeconfig: str | None, *, namespace: str | None) -> str:
     """All accepted false positives as one Falco rules file."""
     reports = CustomResources(connect(kubeconfig), ALERTREPORTS)
     accepted = reports.list(namespace, label_selector=f"{LABEL_FALSE_POSITIVE}=true")
-    snippets = [
-        r["status"]["suppression"]["exception"]
-        for r in sorted(accepted, key=lambda r: (r["metadata"]["namespace"], r["metadata"]["name"]))
-        if accepted_false_positive(r) and r["status"]["suppression"].get("exception")
-    ]
-    return merge_rules_file(snippets)
+    ordered = sorted(accepted, key=lambda r: (r["metadata"]["namespace"], r["metadata"]["name"]))
+    suppressions = [accepted_suppression(r) for r in ordered if accepted_false_positive(r)]
+    return merge_rules_file([s.exception for s in suppressions if s is not None and s.exception])

@@ -7,9 +7,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
+from cachetools import TTLCache
 
 from falco_reporter import metrics
 from falco_reporter.kube.errors import KubeError, KubeInvalid, KubeUnavailable
@@ -234,16 +234,17 @@ def journal_probe(journal: Journal) -> ReadyProbe:
 
 def cached_probe(check: Callable[[], bool], ttl: float = 5.0) -> ReadyProbe:
     """Run a blocking readiness check at most every ``ttl`` seconds."""
-    state: dict[str, Any] = {"at": 0.0, "ok": False}
+    last: TTLCache[str, bool] = TTLCache(1, ttl, timer=time.monotonic)
 
     async def probe() -> bool:
-        if time.monotonic() - state["at"] > ttl:
+        ok = last.get("ok")
+        if ok is None:
             try:
-                state["ok"] = await asyncio.to_thread(check)
+                ok = await asyncio.to_thread(check)
             except Exception:
-                state["ok"] = False
-            state["at"] = time.monotonic()
-        return bool(state["ok"])
+                ok = False
+            last["ok"] = ok
+        return ok
 
     return probe
 
