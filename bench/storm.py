@@ -21,9 +21,9 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import Field
 
+from devcluster.net import probe
+from devcluster.reporter import wait_for
 from falco_reporter import metrics, runtime
-from falco_reporter.devcluster.net import probe
-from falco_reporter.devcluster.reporter import wait_for
 from falco_reporter.knowledge.base import load
 from falco_reporter.kube.client import connect
 from falco_reporter.kube.dryrun import ManifestDryRun

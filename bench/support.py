@@ -17,10 +17,10 @@ from typing import Any
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
+from devcluster.net import free_port, probe
+from devcluster.procs import wait_healthy
+from devcluster.reporter import scrape, wait_for
 from falco_reporter import API_GROUP, API_VERSION
-from falco_reporter.devcluster.net import free_port, probe
-from falco_reporter.devcluster.procs import wait_healthy
-from falco_reporter.devcluster.reporter import scrape, wait_for
 from falco_reporter.kube.client import connect
 from falco_reporter.kube.resources import CustomResources
 

@@ -32,9 +32,9 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
+from devcluster.cluster import LocalCluster, apply_crds
+from devcluster.reporter import scrape
 from falco_reporter import runtime
-from falco_reporter.devcluster.cluster import LocalCluster, apply_crds
-from falco_reporter.devcluster.reporter import scrape
 from falco_reporter.knowledge.base import load
 from falco_reporter.receiver.http import ReceiverSettings
 from falco_reporter.reporting.chain import LLMWriter

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from falco_reporter.devcluster.reporter import scrape
+from devcluster.reporter import scrape
 from falco_reporter.models.report import AlertReportSpec, Occurrences, Subject, Writer
 from falco_reporter.models.resources import LABEL_INCIDENT
 from falco_reporter.offline import render_alerts
