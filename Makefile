@@ -73,17 +73,17 @@ eval: venv $(if $(filter llamacpp,$(EVAL_PROVIDER)),llm-setup)
 
 NODE ?=
 cluster-up: venv bin/kube-apiserver $(if $(NODE),node-deps bin/kubelet)
-	@$(PY) -m falco_reporter.devcluster up $(if $(NODE),--node)
+	@$(PY) -m devcluster up $(if $(NODE),--node)
 
 cluster-down: venv
-	@$(PY) -m falco_reporter.devcluster down
+	@$(PY) -m devcluster down
 
 test: venv bin/kube-apiserver bin/helm bin/falcosidekick llm-setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv
-	$(VENV)/bin/ruff check operator tests hack bench
-	$(VENV)/bin/ruff format --check operator tests hack bench
+	$(VENV)/bin/ruff check operator devcluster tests hack bench
+	$(VENV)/bin/ruff format --check operator devcluster tests hack bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
@@ -112,5 +112,5 @@ demo: venv bin/kube-apiserver
 	$(PY) hack/demo.py
 
 clean:
-	-$(PY) -m falco_reporter.devcluster down 2>/dev/null
+	-$(PY) -m devcluster down 2>/dev/null
 	rm -rf $(VENV) .devcluster .pytest_cache .mypy_cache .ruff_cache demo-output bin

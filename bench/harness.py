@@ -179,7 +179,7 @@ class Bench:
     # --- setup -----------------------------------------------------------------------------
 
     def setup(self) -> None:
-        from falco_reporter.devcluster.cluster import LocalCluster, apply_crds
+        from devcluster.cluster import LocalCluster, apply_crds
 
         existing = os.environ.get("KUBECONFIG")
         if existing and not self.args.own_cluster:

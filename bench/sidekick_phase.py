@@ -15,7 +15,7 @@ from typing import Any
 from bench import support as S
 from bench.harness import Bench, fmt, strip_acked, wait_until
 from bench.loadgen import Payloads
-from falco_reporter.devcluster.sidekick import Falcosidekick, Webhook
+from devcluster.sidekick import Falcosidekick, Webhook
 
 ROUNDS = 2
 

@@ -13,7 +13,6 @@ import asyncio
 import re
 import threading
 import time
-import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +21,8 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import Field
 
+from devcluster.net import probe
+from devcluster.reporter import wait_for
 from falco_reporter import metrics, runtime
 from falco_reporter.knowledge.base import load
 from falco_reporter.kube.client import connect
@@ -168,17 +169,14 @@ class InProcessOperator:
 
     def start(self, timeout: float = 30.0) -> InProcessOperator:
         self._thread.start()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def healthy() -> bool:
             if not self._thread.is_alive():
                 raise RuntimeError(f"in-process operator exited: {self.error!r}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as resp:  # noqa: S310 - loopback
-                    if resp.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.1)
-        raise TimeoutError("in-process operator not healthy")
+            return probe(f"{self.url}/healthz")
+
+        wait_for(healthy, timeout=timeout, interval=0.1, what="in-process operator /healthz")
+        return self
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()

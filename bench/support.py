@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,20 +17,16 @@ from typing import Any
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
+from devcluster.net import free_port, probe
+from devcluster.procs import wait_healthy
+from devcluster.reporter import scrape, wait_for
 from falco_reporter import API_GROUP, API_VERSION
-from falco_reporter.devcluster.reporter import scrape
 from falco_reporter.kube.client import connect
 from falco_reporter.kube.resources import CustomResources
 
 ROOT = Path(__file__).resolve().parent.parent
 GROUP, VERSION = API_GROUP, API_VERSION
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --- /proc -------------------------------------------------------------------------------------
@@ -145,17 +138,9 @@ class Reporter:
         self.pid = self.proc.pid
 
     def wait_healthy(self, timeout: float = 30) -> Reporter:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"falco-reporter exited {self.proc.returncode}: {self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.health_url}/healthz", timeout=1) as resp:  # noqa: S310
-                    if resp.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.1)
-        raise TimeoutError(f"falco-reporter not healthy after {timeout}s: {self.log_tail()}")
+        url = f"{self.health_url}/healthz"
+        wait_healthy(self.proc, "falco-reporter", self.log_path, lambda: probe(url), timeout)
+        return self
 
     def log_tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:] if self.log_path.exists() else ""
@@ -202,14 +187,7 @@ def start_module(module: str, *args: str) -> subprocess.Popen[bytes]:
 
 
 def wait_http(url: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - loopback URL we built
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(url)
+    wait_for(lambda: probe(url), timeout=timeout, interval=0.1, what=url)
 
 
 # --- Prometheus --------------------------------------------------------------------------------

@@ -21,10 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-from falco_reporter.devcluster.binaries import find_binary
-from falco_reporter.devcluster.cluster import LocalCluster, apply_crds
-from falco_reporter.devcluster.reporter import FalcoReporterProcess, post, wait_for
-from falco_reporter.devcluster.seed import SeedError, seed
+from devcluster.binaries import find_binary
+from devcluster.cluster import LocalCluster, apply_crds
+from devcluster.reporter import FalcoReporterProcess, post, wait_for
+from devcluster.seed import SeedError, seed
 
 
 @contextlib.contextmanager

@@ -185,7 +185,9 @@ def main() -> None:
     """Read the schemas from KUBECONFIG (argument) or a freshly started local control plane."""
     from kubernetes import config
 
-    from falco_reporter.devcluster.cluster import LocalCluster
+    # devcluster lives at the repository root, outside the package.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from devcluster.cluster import LocalCluster
 
     if len(sys.argv) > 1:
         api = config.new_client_from_config(config_file=sys.argv[1])

@@ -26,9 +26,9 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from falco_reporter.devcluster.binaries import find_binary
-from falco_reporter.devcluster.cluster import LocalCluster
-from falco_reporter.devcluster.crds import apply_crds
+from devcluster.binaries import find_binary
+from devcluster.cluster import LocalCluster
+from devcluster.crds import apply_crds
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from kubernetes import client
 
-from falco_reporter.devcluster.reporter import wait_for
+from devcluster.reporter import wait_for
 
 GROUP, VERSION = "falcoreporter.io", "v1alpha1"
 

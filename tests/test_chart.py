@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
+from devcluster.binaries import find_binary
 from falco_reporter.cli import build_parser
-from falco_reporter.devcluster.binaries import find_binary
 from falco_reporter.reporting.llm_config import PROVIDERS, LLMConfig
 
 ROOT = Path(__file__).resolve().parent.parent

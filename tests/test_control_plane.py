@@ -15,8 +15,8 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from falco_reporter.devcluster.cluster import LocalCluster
-from falco_reporter.devcluster.crds import apply_crds
+from devcluster.cluster import LocalCluster
+from devcluster.crds import apply_crds
 
 pytestmark = pytest.mark.cluster
 
@@ -274,7 +274,7 @@ def test_startup_is_quick(cluster):
 
 def test_helm_runs_and_reports_its_pinned_version():
     """The helm built from its Go module runs and reports the pinned v3.21.x."""
-    from falco_reporter.devcluster.binaries import find_binary
+    from devcluster.binaries import find_binary
 
     out = subprocess.run(
         [str(find_binary("helm")), "version", "--short"],

@@ -14,13 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from falco_reporter.devcluster.binaries import BinaryNotFoundError, find_binary
-from falco_reporter.devcluster.cluster import ClusterStartError, LocalCluster
+from devcluster.binaries import BinaryNotFoundError, find_binary
+from devcluster.cluster import ClusterStartError, LocalCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {
     **os.environ,
-    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "operator"), os.environ.get("PYTHONPATH")])),
+    "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(ROOT), str(ROOT / "operator"), os.environ.get("PYTHONPATH")])
+    ),
 }
 COMPONENTS = {"etcd", "kube-apiserver", "kube-controller-manager"}
 
@@ -28,7 +30,7 @@ COMPONENTS = {"etcd", "kube-apiserver", "kube-controller-manager"}
 # PR_SET_PDEATHSIG can clean up after it.
 CHILD = """
 import time
-from falco_reporter.devcluster.cluster import LocalCluster
+from devcluster.cluster import LocalCluster
 cluster = LocalCluster().start()
 print("READY", cluster.state_dir, flush=True)
 time.sleep(600)
@@ -68,7 +70,7 @@ def kill_leftovers(state_dir: Path) -> None:
 
 def devcluster(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "falco_reporter.devcluster", *args],
+        [sys.executable, "-m", "devcluster", *args],
         capture_output=True,
         text=True,
         env=ENV,

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from falco_reporter.devcluster.certs import MutualTlsPaths, generate_mutual_tls
-from falco_reporter.devcluster.reporter import scrape
-from falco_reporter.devcluster.sidekick import INPUTS, Falcosidekick, Webhook, version
+from devcluster.certs import MutualTlsPaths, generate_mutual_tls
+from devcluster.reporter import scrape
+from devcluster.sidekick import INPUTS, Falcosidekick, Webhook, version
 from tests import objects as O
 from tests.operator_proc import FalcoReporterProcess, free_port, wait_for
 from tests.samples import REAL_SAMPLES

@@ -32,16 +32,16 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
+from devcluster.cluster import LocalCluster, apply_crds
+from devcluster.reporter import scrape
 from falco_reporter import runtime
-from falco_reporter.devcluster.cluster import LocalCluster, apply_crds
-from falco_reporter.devcluster.reporter import scrape
 from falco_reporter.knowledge.base import load
 from falco_reporter.receiver.http import ReceiverSettings
 from falco_reporter.reporting.chain import LLMWriter
 from falco_reporter.reporting.llm_config import LLMConfig
 from falco_reporter.reporting.service import ReportService
 from tests.objects import alert_for, get, listed, names
-from tests.operator_proc import FalcoReporterProcess, free_port, post, wait_for
+from tests.operator_proc import FalcoReporterProcess, free_port, post, probe, wait_for
 
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parent.parent
@@ -630,7 +630,4 @@ def test_two_replicas_with_peering_one_works_the_other_takes_over(private_cluste
 
 
 def _alive(url: str) -> bool:
-    try:
-        return get_json(f"{url}/healthz")[0] == 200
-    except OSError:
-        return False
+    return probe(f"{url}/healthz")

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from falco_reporter.reporting.llm_config import LLMConfig
 from falco_reporter.reporting.service import ReportService
 from falco_reporter.validation import upstream_names, validate_rules_file, validate_snippet
 from tests.objects import GROUP, VERSION, condition, custom, get, listed, wait_report
-from tests.operator_proc import FalcoReporterProcess, free_port, post, wait_for
+from tests.operator_proc import FalcoReporterProcess, free_port, post, probe, wait_for
 
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parent.parent
@@ -260,6 +259,24 @@ def test_export_writes_the_exact_tree_and_a_second_export_changes_nothing(
     assert (second.stdout, second.stderr) == (b"", b"")
     assert snapshot(out) == tree  # same bytes, same mtimes: nothing rewritten
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_run_export_dir_keeps_a_report_in_the_directory(
+    cluster: Any, kube_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    """`falco-reporter run --export-dir DIR` writes a stored alert's report as Markdown and YAML into DIR."""
+    out = tmp_path / "exported"
+    extra = ["--namespace", namespace, "--export-dir", str(out), "--export-interval", "0.5"]
+    with FalcoReporterProcess(str(cluster.kubeconfig), extra=extra, log_dir=tmp_path) as proc:
+        _, name = store(proc.url, alert(namespace, "web-exported"))
+        wait_report(kube_api, namespace, name)
+        markdown = out / namespace / f"{name}.md"
+        wait_for(
+            lambda: markdown.exists() and (out / "README.md").exists(), timeout=60, what="exported files"
+        )
+    exported = yaml.safe_load((out / namespace / f"{name}.yaml").read_text())
+    assert (exported["kind"], exported["metadata"]["name"]) == ("AlertReport", name)
+    assert name in (out / "README.md").read_text()
 
 
 def test_export_help_names_every_flag() -> None:
@@ -493,7 +510,11 @@ class InProcessOperator:
     def start(self) -> None:
         self._thread.start()
         assert self._started.wait(10)
-        wait_for(lambda: self.error is not None or healthy(self.url), timeout=30, what="embedded receiver")
+        wait_for(
+            lambda: self.error is not None or probe(f"{self.url}/healthz"),
+            timeout=30,
+            what="embedded receiver",
+        )
         assert self.error is None, self.error
 
     def stop(self) -> None:
@@ -501,14 +522,6 @@ class InProcessOperator:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(60)
         assert not self._thread.is_alive(), "the in-process operator did not stop"
-
-
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
 
 
 def repost(url: str, body: dict[str, Any], kube_api: client.ApiClient, namespace: str, name: str) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from falco_reporter.devcluster.reporter import scrape
+from devcluster.reporter import scrape
 from falco_reporter.models.report import AlertReportSpec, Occurrences, Subject, Writer
 from falco_reporter.models.resources import LABEL_INCIDENT
 from falco_reporter.offline import render_alerts
@@ -338,8 +338,14 @@ def test_restarting_the_operator_mid_burst_changes_nothing(cluster, kube_api, na
 
 
 def test_run_takes_the_documented_export_and_incident_flags() -> None:
-    """`run --export-dir DIR --incident-window 0` parses (the README documents both)."""
+    """`run --export-dir DIR --incident-window 0` parses into the settings (the README documents both)."""
     from falco_reporter.cli import build_parser
+    from falco_reporter.cli.flags import settings_from_args
 
     args = build_parser().parse_args(["run", "--export-dir", "/tmp/reports", "--incident-window", "0"])
-    assert (args.export_dir, args.incident_window, args.export_interval) == ("/tmp/reports", 0, 30.0)
+    settings = settings_from_args(args)
+    assert (settings.export_dir, settings.incident_window, settings.export_interval) == (
+        "/tmp/reports",
+        0,
+        30.0,
+    )

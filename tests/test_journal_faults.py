@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from falco_reporter.devcluster.reporter import scrape
+from devcluster.reporter import scrape
 from tests.objects import alert_for, listed
 from tests.operator_proc import FalcoReporterProcess, post, wait_for
 from tests.test_faults import Sender, get_json, private_cluster  # noqa: F401 - fixture

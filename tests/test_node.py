@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from falco_reporter.devcluster.binaries import find_binary
-from falco_reporter.devcluster.images import PAUSE_IMAGE, import_image, one_layer_image
-from falco_reporter.devcluster.node import BRIDGE, NODE_NAME, POD_SUBNET, node_processes, pod_netns
+from devcluster.binaries import find_binary
+from devcluster.images import PAUSE_IMAGE, import_image, one_layer_image
+from devcluster.node import BRIDGE, NODE_NAME, POD_SUBNET, node_processes, pod_netns
 from tests.operator_proc import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.node]

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from falco_reporter.devcluster.reporter import scrape
+from devcluster.reporter import scrape
 from falco_reporter.models.report import AlertReportSpec
 from falco_reporter.reporting.llm_config import default_model_path
 from tests.objects import alert_for, get, wait_report

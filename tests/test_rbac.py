@@ -25,7 +25,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from falco_reporter.devcluster.binaries import find_binary
+from devcluster.binaries import find_binary
 from falco_reporter.knowledge.base import load as load_knowledge
 from falco_reporter.kube.client import Kube
 from falco_reporter.kube.objects import KubeObjects

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from falco_reporter.devcluster.seed import seed
+from devcluster.seed import seed
 from falco_reporter.models.falco import normalise, object_name, parse_alert_body
 from falco_reporter.models.report import AlertReportSpec
 from tests.objects import alert_for, get, listed, wait_report

@@ -20,6 +20,7 @@ from falco_reporter.knowledge.base import KnowledgeBase
 from falco_reporter.knowledge.base import load as load_knowledge
 from falco_reporter.kube.client import connect
 from falco_reporter.kube.dryrun import ManifestDryRun
+from falco_reporter.kube.errors import KubeError
 from falco_reporter.kube.objects import KubeObjects
 from falco_reporter.kube.resources import CustomResources
 from falco_reporter.models.resources import (
@@ -27,6 +28,7 @@ from falco_reporter.models.resources import (
     FALCOALERTS,
     LABEL_FALSE_POSITIVE,
     accepted_false_positive,
+    accepted_suppression,
 )
 from falco_reporter.receiver.http import (
     ReadyProbe,
@@ -39,43 +41,100 @@ from falco_reporter.receiver.http import (
 from falco_reporter.receiver.ingest import IngestConfig, IngestService
 from falco_reporter.receiver.journal import Journal, JournalConfig
 from falco_reporter.receiver.lifecycle import run_receiver as run_receiver_service
+from falco_reporter.receiver.secrets import FileSecret
 from falco_reporter.reconciler import persistence
 from falco_reporter.reconciler.handlers import register
 from falco_reporter.reconciler.incidents import IncidentTracker
 from falco_reporter.reconciler.review import ReviewReconciler
 from falco_reporter.reconciler.service import AlertReconciler
-from falco_reporter.reporting.incidents import DEFAULT_WINDOW as DEFAULT_INCIDENT_WINDOW
 from falco_reporter.reporting.llm_config import LLMConfig
 from falco_reporter.reporting.service import ManifestCheck, ReportService
 from falco_reporter.reporting.suppression import merge_rules_file
+from falco_reporter.settings import DEFAULTS, Settings, host_port
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class RunSettings:
-    kubeconfig: str | None = None
-    namespaces: tuple[str, ...] = ()
-    fallback_namespace: str = "falco-reporter"
-    peering: str = ""
-    liveness: str = ""
+    """The pieces' configuration, built from :class:`Settings` (tests build it directly)."""
+
+    kubeconfig: str | None = DEFAULTS.kubeconfig
+    namespaces: tuple[str, ...] = DEFAULTS.namespaces
+    fallback_namespace: str = DEFAULTS.fallback_namespace
+    peering: str = DEFAULTS.peering
+    liveness: str = DEFAULTS.liveness
     receiver: ReceiverSettings | None = field(default_factory=ReceiverSettings)
-    flush_interval: float = 2.0
-    export_dir: str = ""
-    export_interval: float = 30.0
+    flush_interval: float = DEFAULTS.flush_interval
+    export_dir: str = DEFAULTS.export_dir
+    export_interval: float = DEFAULTS.export_interval
     llm: LLMConfig = field(default_factory=LLMConfig)
     #: host:port of a plain-HTTP server with /healthz, /readyz and /metrics only ("" = none).
-    health_bind: str = ""
+    health_bind: str = DEFAULTS.health_bind
     #: kopf peering: of two live operators the higher priority works, the other pauses (equal
     #: priorities pause both); a peer whose record is older than its lifetime counts as dead.
-    peering_priority: int = 0
-    peering_lifetime: int = 60
+    peering_priority: int = DEFAULTS.peering_priority
+    peering_lifetime: int = DEFAULTS.peering_lifetime
     #: kopf workers (objects handled concurrently); bounds memory with a large backlog.
-    max_workers: int = 128
+    max_workers: int = DEFAULTS.max_workers
     #: Seconds: one subject's alerts within one window form an incident (0: no correlation).
-    incident_window: int = DEFAULT_INCIDENT_WINDOW
+    incident_window: int = DEFAULTS.incident_window
     #: The receiver's durable journal (None: store before answering, as without one).
     journal: JournalConfig | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, llm: bool = True) -> RunSettings:
+        """Each piece's part of ``settings``; ``llm=False`` (the receiver) skips the LLM writer.
+
+        Raises SecretFileError for a missing or empty token file (refuse to start) and
+        LLMConfigError for a bad LLM configuration.
+        """
+        receiver = _receiver_settings(settings) if settings.receiver else None
+        journal = None
+        if settings.journal_dir and receiver is not None:
+            journal = JournalConfig(
+                Path(settings.journal_dir),
+                settings.journal_max_entries,
+                settings.journal_max_bytes,
+                fsync=settings.journal_sync == "fsync",
+            )
+        return cls(
+            kubeconfig=settings.kubeconfig,
+            namespaces=settings.namespaces,
+            fallback_namespace=settings.fallback_namespace,
+            peering=settings.peering,
+            liveness=settings.liveness,
+            receiver=receiver,
+            flush_interval=settings.flush_interval,
+            export_dir=settings.export_dir,
+            export_interval=settings.export_interval,
+            llm=LLMConfig.from_settings(settings) if llm else LLMConfig(),
+            health_bind=settings.health_bind,
+            peering_priority=settings.peering_priority,
+            peering_lifetime=settings.peering_lifetime,
+            max_workers=settings.max_workers,
+            incident_window=settings.incident_window,
+            journal=journal,
+        )
+
+
+def _receiver_settings(settings: Settings) -> ReceiverSettings:
+    for path in (settings.token_file, settings.metrics_token_file):
+        if path:
+            FileSecret(path)  # raises SecretFileError when missing or empty: refuse to start
+    host, port = host_port(settings.bind)
+    return ReceiverSettings(
+        host=host,
+        port=port,
+        token_file=settings.token_file,
+        metrics_token_file=settings.metrics_token_file,
+        client_subjects=settings.tls_client_subjects,
+        max_body=settings.max_body,
+        request_timeout=settings.request_timeout,
+        tls_cert=settings.tls_cert,
+        tls_key=settings.tls_key,
+        tls_client_ca=settings.tls_client_ca,
+    )
 
 
 def report_service(
@@ -97,8 +156,19 @@ def report_service(
     )
 
 
-def _ready_probe(objects: KubeObjects, settings: RunSettings) -> ReadyProbe:
-    return cached_probe(lambda: objects.namespace_exists(settings.fallback_namespace) or True)
+def ready_probe(objects: KubeObjects, settings: RunSettings) -> ReadyProbe:
+    """Ready while the API server answers: a namespace lookup that returns at all (found, missing
+    or forbidden) proves it; unreachable, a 5xx or refused credentials (KubeError) do not."""
+
+    def api_server_answers() -> bool:
+        try:
+            objects.namespace_exists(settings.fallback_namespace)
+        except KubeError as exc:
+            log.warning("not ready: %s", exc)
+            return False
+        return True
+
+    return cached_probe(api_server_answers)
 
 
 def _ingest(settings: RunSettings) -> tuple[IngestService, ReadyProbe]:
@@ -113,15 +183,15 @@ def _ingest(settings: RunSettings) -> tuple[IngestService, ReadyProbe]:
             namespaces=frozenset(settings.namespaces),
         ),
     )
-    return service, _ready_probe(objects, settings)
+    return service, ready_probe(objects, settings)
 
 
 def _health_task(settings: RunSettings, stop: asyncio.Event, probe: ReadyProbe | None) -> asyncio.Task[None]:
     """The plain-HTTP probe and metrics server of ``--health-bind``."""
-    host, _, port = settings.health_bind.rpartition(":")
+    host, port = host_port(settings.health_bind)
     if probe is None:
-        probe = _ready_probe(KubeObjects(connect(settings.kubeconfig), settings.namespaces), settings)
-    where = ReceiverSettings(host=host or "0.0.0.0", port=int(port))  # noqa: S104 - probes come from the kubelet
+        probe = ready_probe(KubeObjects(connect(settings.kubeconfig), settings.namespaces), settings)
+    where = ReceiverSettings(host=host, port=port)
     metrics_token = settings.receiver.metrics_token_file if settings.receiver else ""
     return asyncio.create_task(
         serve(build_health_app(probe, metrics_token_file=metrics_token), where, stop, name="health"),
@@ -265,9 +335,6 @@ def suppressions_file(kubeconfig: str | None, *, namespace: str | None) -> str:
     """All accepted false positives as one Falco rules file."""
     reports = CustomResources(connect(kubeconfig), ALERTREPORTS)
     accepted = reports.list(namespace, label_selector=f"{LABEL_FALSE_POSITIVE}=true")
-    snippets = [
-        r["status"]["suppression"]["exception"]
-        for r in sorted(accepted, key=lambda r: (r["metadata"]["namespace"], r["metadata"]["name"]))
-        if accepted_false_positive(r) and r["status"]["suppression"].get("exception")
-    ]
-    return merge_rules_file(snippets)
+    ordered = sorted(accepted, key=lambda r: (r["metadata"]["namespace"], r["metadata"]["name"]))
+    suppressions = [accepted_suppression(r) for r in ordered if accepted_false_positive(r)]
+    return merge_rules_file([s.exception for s in suppressions if s is not None and s.exception])

@@ -154,6 +154,9 @@ def accepted_false_positive(report: dict[str, Any]) -> bool:
     must agree, so a stale suppression (its review withdrawn) never suppresses or exports.
     """
     review = (report.get("spec") or {}).get("review") or {}
-    return review.get("state") == REVIEW_FALSE_POSITIVE and bool(
-        (report.get("status") or {}).get("suppression")
-    )
+    return review.get("state") == REVIEW_FALSE_POSITIVE and accepted_suppression(report) is not None
+
+
+def accepted_suppression(report: dict[str, Any]) -> Suppression | None:
+    """The report's status.suppression, typed (None when there is none)."""
+    return AlertReportStatus.model_validate(report.get("status") or {}).suppression

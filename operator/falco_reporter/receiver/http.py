@@ -7,9 +7,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
+from cachetools import TTLCache
 
 from falco_reporter import metrics
 from falco_reporter.kube.errors import KubeError, KubeInvalid, KubeUnavailable
@@ -18,25 +18,26 @@ from falco_reporter.receiver.ingest import IngestResult, IngestService
 from falco_reporter.receiver.intake import alert_from_body
 from falco_reporter.receiver.journal import Journal, JournalFull
 from falco_reporter.receiver.secrets import FileSecret, ReloadingTLS, peer_subject_allowed
+from falco_reporter.settings import DEFAULTS, host_port
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ReceiverSettings:
-    host: str = "0.0.0.0"  # noqa: S104 - a receiver in a pod must listen on the pod IP
-    port: int = 8080
+    host: str = host_port(DEFAULTS.bind)[0]
+    port: int = host_port(DEFAULTS.bind)[1]
     #: File holding the bearer token for POST /v1/alerts (re-read on change); "" = no auth.
-    token_file: str = ""
+    token_file: str = DEFAULTS.token_file
     #: File holding a bearer token required for /metrics; "" = /metrics open.
-    metrics_token_file: str = ""
+    metrics_token_file: str = DEFAULTS.metrics_token_file
     #: With mutual TLS: client certificate subjects allowed (common name or CN=..,O=..); () = any.
-    client_subjects: tuple[str, ...] = ()
-    max_body: int = 1024 * 1024
-    request_timeout: float = 5.0
-    tls_cert: str = ""
-    tls_key: str = ""
-    tls_client_ca: str = ""
+    client_subjects: tuple[str, ...] = DEFAULTS.tls_client_subjects
+    max_body: int = DEFAULTS.max_body
+    request_timeout: float = DEFAULTS.request_timeout
+    tls_cert: str = DEFAULTS.tls_cert
+    tls_key: str = DEFAULTS.tls_key
+    tls_client_ca: str = DEFAULTS.tls_client_ca
 
 
 ReadyProbe = Callable[[], Awaitable[bool]]
@@ -208,14 +209,11 @@ def build_app(
     return app
 
 
-def build_health_app(
-    ready_probe: ReadyProbe, max_body: int = 1024, metrics_token_file: str = ""
-) -> web.Application:
+def build_health_app(ready_probe: ReadyProbe, *, metrics_token_file: str) -> web.Application:
     """Probes and metrics alone, plain HTTP (``--health-bind``): for kubelet probes and Prometheus
     when the receiver requires mutual TLS, and for ``run --no-receiver``, which has no receiver."""
-    return _application(
-        ReceiverSettings(max_body=max_body, metrics_token_file=metrics_token_file), ready_probe
-    )
+    # Probes and scrapes send no body: the smallest limit aiohttp takes.
+    return _application(ReceiverSettings(max_body=1024, metrics_token_file=metrics_token_file), ready_probe)
 
 
 def tls(settings: ReceiverSettings) -> ReloadingTLS | None:
@@ -236,16 +234,17 @@ def journal_probe(journal: Journal) -> ReadyProbe:
 
 def cached_probe(check: Callable[[], bool], ttl: float = 5.0) -> ReadyProbe:
     """Run a blocking readiness check at most every ``ttl`` seconds."""
-    state: dict[str, Any] = {"at": 0.0, "ok": False}
+    last: TTLCache[str, bool] = TTLCache(1, ttl, timer=time.monotonic)
 
     async def probe() -> bool:
-        if time.monotonic() - state["at"] > ttl:
+        ok = last.get("ok")
+        if ok is None:
             try:
-                state["ok"] = await asyncio.to_thread(check)
+                ok = await asyncio.to_thread(check)
             except Exception:
-                state["ok"] = False
-            state["at"] = time.monotonic()
-        return bool(state["ok"])
+                ok = False
+            last["ok"] = ok
+        return ok
 
     return probe
 

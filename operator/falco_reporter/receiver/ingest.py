@@ -43,6 +43,7 @@ from falco_reporter.kube.resources import (
 from falco_reporter.models.falco import SAMPLED_FIELDS, FalcoAlertSpec, object_name
 from falco_reporter.models.resources import API, MANAGED_BY
 from falco_reporter.receiver.pending import Key, Pending, PendingRepeats
+from falco_reporter.settings import DEFAULTS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -50,8 +51,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class IngestConfig:
-    fallback_namespace: str = "falco-reporter"
-    flush_interval: float = 2.0
+    fallback_namespace: str = DEFAULTS.fallback_namespace
+    flush_interval: float = DEFAULTS.flush_interval
     namespace_ttl: float = 30.0
     known_limit: int = 200_000
     flush_concurrency: int = 8

@@ -13,7 +13,8 @@ Falco puts in every line) is kept out of the key.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
+
+from cachetools import LRUCache
 
 from falco_reporter.models.falco import FalcoAlertSpec, fingerprint, normalise, parse_alert_body
 from falco_reporter.reporting.redaction import redact_alert
@@ -21,7 +22,7 @@ from falco_reporter.reporting.redaction import redact_alert
 _LEADING_TIME = re.compile(r"^\d{2}:\d{2}:\d{2}\.\d{1,9}: ")
 _CACHE_SIZE = 4096
 _Key = tuple[str, tuple[tuple[str, str], ...]]
-_cache: OrderedDict[_Key, tuple[str, dict[str, str], list[str]]] = OrderedDict()
+_cache: LRUCache[_Key, tuple[str, dict[str, str], list[str]]] = LRUCache(_CACHE_SIZE)
 
 
 def alert_from_body(body: bytes) -> FalcoAlertSpec:
@@ -43,10 +44,6 @@ def redacted(spec: FalcoAlertSpec) -> FalcoAlertSpec:
         names = sorted([*changed, *(["output"] if clean.output != rest else [])]) if kinds else []
         hit = (clean.output, changed, names)
         _cache[key] = hit
-        if len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
-    else:
-        _cache.move_to_end(key)
     output, changed, names = hit
     if not names:
         return spec

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from falco_reporter import metrics
+from falco_reporter.settings import DEFAULTS
 
 log = logging.getLogger(__name__)
 FILE = "journal.sqlite"
@@ -40,8 +41,8 @@ class JournalFull(Exception):
 @dataclass(frozen=True)
 class JournalConfig:
     directory: Path
-    max_entries: int = 100_000
-    max_bytes: int = 256 * 1024 * 1024
+    max_entries: int = DEFAULTS.journal_max_entries
+    max_bytes: int = DEFAULTS.journal_max_bytes
     #: True: every group commit is fsynced before its 202 (survives a node crash with a persistent
     #: volume). False: written to the OS before the 202, fsynced at checkpoints (survives a crash
     #: of the process, kill -9 or OOM, not of the node; an emptyDir does not survive the node anyway).

@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from cachetools import LRUCache
 
 from falco_reporter.models.enrichment import Enrichment
 from falco_reporter.models.falco import FalcoAlertSpec, normalise_cmdline
@@ -101,33 +103,27 @@ def answer_key(
 
 
 class AnswerCache(Generic[V]):
-    """A least-recently-used map from cache key to answer; ``size=0`` disables it."""
+    """A least-recently-used map from cache key to answer, counting hits; ``size=0`` disables it."""
 
     def __init__(self, size: int) -> None:
-        self._size = size
-        self._items: OrderedDict[str, V] = OrderedDict()
+        self._items: LRUCache[str, V] | None = LRUCache(size) if size > 0 else None
         self.hits = 0
         self.misses = 0
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._items) if self._items is not None else 0
 
     def get(self, key: CacheKey) -> V | None:
-        value = self._items.get(key.digest)
+        value = self._items.get(key.digest) if self._items is not None else None
         if value is None:
             self.misses += 1
             return None
-        self._items.move_to_end(key.digest)
         self.hits += 1
         return value
 
     def put(self, key: CacheKey, value: V) -> None:
-        if self._size <= 0:
-            return
-        self._items[key.digest] = value
-        self._items.move_to_end(key.digest)
-        while len(self._items) > self._size:
-            self._items.popitem(last=False)
+        if self._items is not None:
+            self._items[key.digest] = value
 
 
 class Budget:

@@ -26,8 +26,9 @@ from falco_reporter.models.report import (
 )
 from falco_reporter.reporting import markdown
 from falco_reporter.reporting.evidence.judge import SEVERITIES, VERDICT_RANK, rank
+from falco_reporter.settings import DEFAULTS
 
-DEFAULT_WINDOW = 1800
+DEFAULT_WINDOW = DEFAULTS.incident_window
 #: Tactic stages of an intrusion after the first foothold; spanning them raises the incident.
 _EXECUTION = {"Execution"}
 _LATER = {

@@ -1,4 +1,4 @@
-"""Configuration of the LLM report writer, read from ``FALCO_REPORTER_LLM_*`` environment variables.
+"""Configuration of the LLM report writer: the ``llm_*`` settings (``FALCO_REPORTER_LLM_*``), checked.
 
 No LangChain here: the operator validates its configuration (and fails fast with a clear message)
 before anything heavy is imported. The API key is never part of ``repr``/``str`` and never logged.
@@ -11,6 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
+
+from pydantic import ValidationError
+
+from falco_reporter.settings import DEFAULTS, Settings, describe_errors
 
 PREFIX: Final = "FALCO_REPORTER_LLM_"
 
@@ -57,22 +61,22 @@ class LLMConfig:
     ``cache_size``; ``n_threads=0`` lets llama.cpp use every core.
     """
 
-    provider: str = "none"
-    model: str = ""
-    base_url: str = ""
+    provider: str = DEFAULTS.llm_provider
+    model: str = DEFAULTS.llm_model
+    base_url: str = DEFAULTS.llm_base_url
     api_key: str = field(default="", repr=False, compare=False)
-    api_version: str = ""
-    temperature: float = 0.1
-    timeout_s: float = 60.0
-    max_tokens: int = 1500
-    concurrency: int = 1
-    calls_per_hour: int = 120
-    tokens_per_hour: int = 300_000
-    cache_size: int = 256
-    redact: bool = True
-    model_path: str = ""
-    n_ctx: int = 8192
-    n_threads: int = 0
+    api_version: str = DEFAULTS.llm_api_version
+    temperature: float = DEFAULTS.llm_temperature
+    timeout_s: float = DEFAULTS.llm_timeout
+    max_tokens: int = DEFAULTS.llm_max_tokens
+    concurrency: int = DEFAULTS.llm_concurrency
+    calls_per_hour: int = DEFAULTS.llm_calls_per_hour
+    tokens_per_hour: int = DEFAULTS.llm_tokens_per_hour
+    cache_size: int = DEFAULTS.llm_cache_size
+    redact: bool = DEFAULTS.llm_redact
+    model_path: str = DEFAULTS.llm_model_path
+    n_ctx: int = DEFAULTS.llm_n_ctx
+    n_threads: int = DEFAULTS.llm_n_threads
 
     def __post_init__(self) -> None:
         provider = _ALIASES.get(self.provider.strip().lower(), self.provider.strip().lower())
@@ -168,74 +172,52 @@ class LLMConfig:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LLMConfig:
         """Read ``FALCO_REPORTER_LLM_*``; raise LLMConfigError naming every bad variable."""
         env = os.environ if environ is None else environ
-        problems: list[str] = []
+        try:
+            settings = Settings.from_env(env)
+        except ValidationError as exc:
+            raise LLMConfigError("invalid LLM configuration: " + describe_errors(exc)) from exc
+        return cls.from_settings(settings, env)
 
-        def get(name: str, default: str = "") -> str:
-            return env.get(PREFIX + name, default).strip()
-
-        def integer(name: str, default: int) -> int:
-            raw = get(name)
-            try:
-                return int(raw) if raw else default
-            except ValueError:
-                problems.append(f"{PREFIX}{name}={raw!r} is not an integer")
-                return default
-
-        def real(name: str, default: float) -> float:
-            raw = get(name)
-            try:
-                return float(raw) if raw else default
-            except ValueError:
-                problems.append(f"{PREFIX}{name}={raw!r} is not a number")
-                return default
-
-        redact_raw = get("REDACT", "true").lower()
-        if redact_raw not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            problems.append(f"{PREFIX}REDACT={redact_raw!r} must be true or false")
-        api_key = ""
-        key_env, key_file = get("API_KEY_ENV"), get("API_KEY_FILE")
-        if key_env and key_file:
-            problems.append(f"set only one of {PREFIX}API_KEY_ENV and {PREFIX}API_KEY_FILE")
-        elif key_env:
-            api_key = env.get(key_env, "").strip()
-            if not api_key:
-                problems.append(f"{PREFIX}API_KEY_ENV names {key_env}, which is unset or empty")
-        elif key_file:
-            try:
-                api_key = Path(key_file).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                problems.append(f"{PREFIX}API_KEY_FILE: cannot read {key_file}: {exc.strerror}")
-            else:
-                if not api_key:
-                    problems.append(f"{PREFIX}API_KEY_FILE {key_file} is empty")
-        temperature, timeout_s = real("TEMPERATURE", 0.1), real("TIMEOUT", 60.0)
-        max_tokens, concurrency = integer("MAX_TOKENS", 1500), integer("CONCURRENCY", 1)
-        calls_per_hour, tokens_per_hour = integer("CALLS_PER_HOUR", 120), integer("TOKENS_PER_HOUR", 300_000)
-        cache_size, n_ctx, n_threads = (
-            integer("CACHE_SIZE", 256),
-            integer("N_CTX", 8192),
-            integer("N_THREADS", 0),
-        )
-        if problems:
-            raise LLMConfigError("invalid LLM configuration: " + "; ".join(problems))
+    @classmethod
+    def from_settings(cls, settings: Settings, environ: Mapping[str, str] | None = None) -> LLMConfig:
+        """The LLM part of ``settings``, with the API key read from the variable or file it names."""
         return cls(
-            provider=get("PROVIDER", "none"),
-            model=get("MODEL"),
-            base_url=get("BASE_URL"),
-            api_key=api_key,
-            api_version=get("API_VERSION"),
-            temperature=temperature,
-            timeout_s=timeout_s,
-            max_tokens=max_tokens,
-            concurrency=concurrency,
-            calls_per_hour=calls_per_hour,
-            tokens_per_hour=tokens_per_hour,
-            cache_size=cache_size,
-            redact=redact_raw in ("1", "true", "yes", "on"),
-            model_path=get("MODEL_PATH"),
-            n_ctx=n_ctx,
-            n_threads=n_threads,
+            provider=settings.llm_provider,
+            model=settings.llm_model,
+            base_url=settings.llm_base_url,
+            api_key=_api_key(settings, os.environ if environ is None else environ),
+            api_version=settings.llm_api_version,
+            temperature=settings.llm_temperature,
+            timeout_s=settings.llm_timeout,
+            max_tokens=settings.llm_max_tokens,
+            concurrency=settings.llm_concurrency,
+            calls_per_hour=settings.llm_calls_per_hour,
+            tokens_per_hour=settings.llm_tokens_per_hour,
+            cache_size=settings.llm_cache_size,
+            redact=settings.llm_redact,
+            model_path=settings.llm_model_path,
+            n_ctx=settings.llm_n_ctx,
+            n_threads=settings.llm_n_threads,
         )
+
+
+def _api_key(settings: Settings, env: Mapping[str, str]) -> str:
+    key_env, key_file = settings.llm_api_key_env.strip(), settings.llm_api_key_file.strip()
+    if key_env and key_file:
+        raise LLMConfigError(f"set only one of {PREFIX}API_KEY_ENV and {PREFIX}API_KEY_FILE")
+    if key_env:
+        if api_key := env.get(key_env, "").strip():
+            return api_key
+        raise LLMConfigError(f"{PREFIX}API_KEY_ENV names {key_env}, which is unset or empty")
+    if not key_file:
+        return ""
+    try:
+        api_key = Path(key_file).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise LLMConfigError(f"{PREFIX}API_KEY_FILE: cannot read {key_file}: {exc.strerror}") from exc
+    if not api_key:
+        raise LLMConfigError(f"{PREFIX}API_KEY_FILE {key_file} is empty")
+    return api_key
 
 
 def default_model_path() -> Path:

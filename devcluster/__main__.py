@@ -1,4 +1,4 @@
-"""``python -m falco_reporter.devcluster up|down|status``: a detached dev cluster for ``make cluster-up``.
+"""``python -m devcluster up|down|status``: a detached dev cluster for ``make cluster-up``.
 
 ``up`` prints ``export KUBECONFIG=...`` on stdout (so ``eval "$(... up)"`` works) and everything
 else on stderr.
@@ -152,7 +152,7 @@ def status(state_dir: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    parser = argparse.ArgumentParser(prog="python -m falco_reporter.devcluster", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devcluster", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("up", "down", "status"):
         cmd = sub.add_parser(name)

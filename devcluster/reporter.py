@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,11 +16,10 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from .net import free_port, probe
+from .procs import wait_healthy
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["FalcoReporterProcess", "free_port", "post", "scrape", "wait_for"]
 
 
 class FalcoReporterProcess:
@@ -80,18 +78,10 @@ class FalcoReporterProcess:
         return self
 
     def wait_healthy(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"falco-reporter exited {self.proc.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(f"{self.health_url}/healthz", timeout=1) as resp:  # noqa: S310 - our loopback URL
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.1)
-        raise TimeoutError(f"falco-reporter not healthy after {timeout}s:\n{self.log()}")
+        """Until /healthz answers; ProcessFailedError with the log tail if it exits or times out."""
+        assert self.proc is not None
+        url = f"{self.health_url}/healthz"
+        wait_healthy(self.proc, f"falco-reporter {self.mode}", self.log_path, lambda: probe(url), timeout)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""

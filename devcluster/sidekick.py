@@ -117,7 +117,7 @@ class Falcosidekick:
             return int(exc.code)
 
     def metrics(self) -> dict[str, float]:
-        """Its /metrics page (see :func:`falco_reporter.devcluster.reporter.scrape` for the keys)."""
+        """Its /metrics page (see :func:`devcluster.reporter.scrape` for the keys)."""
         return scrape(f"{self.url}/metrics")
 
     def deliveries(self, status: str) -> float:

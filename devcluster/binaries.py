@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# operator/falco_reporter/devcluster/binaries.py -> the repository root is three levels up.
-REPO_ROOT = Path(__file__).resolve().parents[3]
+# devcluster/binaries.py -> the repository root is one level up.
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # envtest's asset directory counts only when it holds the two binaries a cluster needs.
 _ASSET_CORE = ("etcd", "kube-apiserver")
