@@ -186,7 +186,7 @@ def main() -> None:
     from kubernetes import config
 
     # devcluster lives at the repository root, outside the package.
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path.insert(0, str(ROOT))
     from devcluster.cluster import LocalCluster
 
     if len(sys.argv) > 1:
