@@ -584,11 +584,18 @@ def test_two_replicas_with_peering_one_works_the_other_takes_over(private_cluste
     first, first_url = replica(100)
     second, second_url = replica(50)
     try:
-        # The lower-priority replica proves it has seen the higher one by pausing in its favour.
+        # Both start paused (mandatory peering). The first resumes once it sees no higher peer; the
+        # peering object listing both proves the second has registered, and it stays paused.
+        def peers() -> int:
+            obj = client.CustomObjectsApi(api).get_cluster_custom_object(
+                "kopf.dev", "v1", "clusterkopfpeerings", "falco-reporter-test"
+            )
+            return len(obj.get("status") or {})
+
         wait_for(
-            lambda: "Pausing operations in favour of" in second.log_path.read_text(),
+            lambda: "Resuming operations after the pause" in first.log_path.read_text() and peers() == 2,
             timeout=60,
-            what="the second replica paused in favour of the first",
+            what="the first replica active and both registered in the peering object",
         )
         batch1 = [post(receiver.url, alert_for(ns, f"p1-{i}"))[1]["name"] for i in range(10)]
         wait_for(
