@@ -15,6 +15,7 @@ request cut by the kill may be journaled without its 202, so at most that many e
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections import Counter
@@ -57,10 +58,6 @@ def test_alerts_survive_namespace_deletion_slow_and_dead_api_server_kill_and_rol
 
     journal_of: dict[int, Any] = {}
     live: list[FalcoReporterProcess] = []
-    for _ in range(2):
-        journal = next(journals)
-        live.append(pod(journal))
-        journal_of[live[-1].port] = journal
     steady, _ = stream(STEADY, 20_000, "s", repeat_span=40)
     doomed, _ = stream(DOOMED, 20_000, "d", repeat_span=40)
     # Paced (about 50/s) below what this control plane stores, as Falco's alert rate is: backlogs
@@ -71,7 +68,7 @@ def test_alerts_survive_namespace_deletion_slow_and_dead_api_server_kill_and_rol
         senders=6,
         pause=0.1,
         deadline=900,
-    ).start()
+    )
 
     def acked_since(moment: float) -> int:
         return sum(1 for _, sent, _, status, _ in list(sender.answers) if status == 202 and sent > moment)
@@ -82,6 +79,11 @@ def test_alerts_survive_namespace_deletion_slow_and_dead_api_server_kill_and_rol
     timeline: dict[str, float] = {"start": time.monotonic()}
     backlogs: list[float] = []  # journal entries of each rolled pod when it got SIGTERM
     try:
+        for _ in range(2):
+            journal = next(journals)
+            live.append(pod(journal))
+            journal_of[live[-1].port] = journal
+        sender.start()
         wait_for(lambda: acked_since(0) >= 300, timeout=120, what="300 acknowledgements before the faults")
 
         # 1. The namespace half the alerts name is deleted (the namespace controller empties it
@@ -159,6 +161,8 @@ def test_alerts_survive_namespace_deletion_slow_and_dead_api_server_kill_and_rol
         _check(sender, api, timeline["deleted"], failed() - sender.errors["ConnectionRefusedError"])
     finally:
         sender.stop()
+        with contextlib.suppress(AssertionError, RuntimeError):  # the failure that got us here matters more
+            sender.join(30)
         for proc in started:
             proc.stop()
         api.close()
