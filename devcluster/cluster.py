@@ -136,6 +136,8 @@ class LocalCluster:
         procs.unregister(id(self))
         if self.node is not None:
             self.node.stop()
+        with contextlib.suppress(RuntimeError, ProcessLookupError, PermissionError):
+            self.freeze_apiserver(False)  # a frozen API server would sit out its SIGTERM until killed
         order = [n for n in ("kube-controller-manager", "kube-apiserver") if n in self._procs]
         etcd = self._procs.get("etcd")
         # Without etcd the apiserver's graceful shutdown hangs, and there is nothing left to save.
@@ -155,6 +157,14 @@ class LocalCluster:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
+
+    def freeze_apiserver(self, frozen: bool) -> None:
+        """SIGSTOP (``frozen``) or SIGCONT the API server: its connections stay open but nothing is
+        answered until it is thawed, as on an overloaded control plane. For slowness tests."""
+        proc = self._procs.get("kube-apiserver")
+        if proc is None or proc.poll() is not None:
+            raise RuntimeError("the API server is not running")
+        os.killpg(proc.pid, signal.SIGSTOP if frozen else signal.SIGCONT)
 
     def start_apiserver(self) -> None:
         """Start the API server again after :meth:`stop_apiserver`: same port, flags and certificates."""

@@ -16,6 +16,7 @@ import pytest
 
 from devcluster.binaries import BinaryNotFoundError, find_binary
 from devcluster.cluster import ClusterStartError, LocalCluster
+from devcluster.net import probe
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {
@@ -226,3 +227,23 @@ def test_missing_binaries_say_how_to_build_them(tmp_path, monkeypatch):
     monkeypatch.setenv("FALCO_REPORTER_BIN_DIR", str(tmp_path))
     with pytest.raises(BinaryNotFoundError, match="make cluster-bins"):
         LocalCluster(tmp_path / "state").start()
+
+
+@pytest.mark.cluster
+def test_frozen_api_server_answers_nothing_and_stop_still_ends_it_with_sigterm(tmp_path):
+    """A frozen API server answers nothing until thawed, and stop() thaws one still frozen, so it
+    exits on SIGTERM instead of being killed after the grace period."""
+    cluster = LocalCluster(tmp_path / "state", controller_manager=False).start()
+    try:
+        apiserver = cluster._procs["kube-apiserver"]
+        readyz = f"{cluster.server}/readyz"
+        cluster.freeze_apiserver(True)
+        assert not probe(readyz, cluster.ssl_context())
+        cluster.freeze_apiserver(False)
+        assert probe(readyz, cluster.ssl_context())
+        cluster.freeze_apiserver(True)
+        cluster.stop(timeout=60)
+        assert apiserver.returncode != -signal.SIGKILL, "the frozen API server was killed, not stopped"
+    finally:
+        cluster.stop()
+        kill_leftovers(tmp_path / "state")

@@ -92,6 +92,11 @@ class Sender:
             t.start()
         return self
 
+    def stop(self) -> None:
+        """Send nothing new; requests under way finish (then :meth:`join`)."""
+        with self._lock:
+            self.deadline = 0.0
+
     def join(self, timeout: float = 150) -> None:
         for t in self._threads:
             t.join(max(0.1, timeout))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,16 +45,35 @@ def depth(url: str) -> float:
     return scrape(f"{url}/metrics", timeout=5).get("falco_reporter_journal_entries", -1)
 
 
-def stream(ns: str, count: int, prefix: str) -> tuple[list[bytes], bytes]:
-    """New alerts, with a repeat of one alert every REPEAT_EVERY-th request."""
-    repeat = json.dumps(alert_for(ns, f"{prefix}-repeat")).encode()
+def stream(ns: str, count: int, prefix: str, repeat_span: int = 0) -> tuple[list[bytes], bytes]:
+    """New alerts, with a repeat of one alert every REPEAT_EVERY-th request (``repeat_span``: a
+    different alert is repeated every that many requests)."""
+
+    def repeat(i: int) -> bytes:
+        suffix = f"-{i // repeat_span}" if repeat_span else ""
+        return json.dumps(alert_for(ns, f"{prefix}-repeat{suffix}")).encode()
+
     bodies = [
-        repeat
+        repeat(i)
         if i % REPEAT_EVERY == REPEAT_EVERY - 1
         else json.dumps(alert_for(ns, f"{prefix}-{i}")).encode()
         for i in range(count)
     ]
-    return bodies, repeat
+    return bodies, repeat(0)
+
+
+def service(live: list[FalcoReporterProcess]) -> Callable[[], list[str]]:
+    """Receiver URLs round-robin like a Service over ``live`` (changed in place by a rollout); a
+    refused connection tries the others."""
+    turn = [0]
+
+    def urls() -> list[str]:
+        turn[0] += 1
+        pods = [p.url for p in live]
+        start = turn[0] % max(1, len(pods))
+        return pods[start:] + pods[:start]
+
+    return urls
 
 
 def stored(api: client.ApiClient, ns: str) -> dict[str, int]:
@@ -249,15 +269,8 @@ def test_rollout_of_receivers_while_sending_stores_every_acknowledged_alert(
     kubeconfig = str(cluster.kubeconfig)
     scope = ["--namespace", namespace, "--fallback-namespace", namespace]
     live = [receiver(kubeconfig, tmp_path / f"j{i}", tmp_path, *scope).start() for i in range(2)]
-    turn = [0]
-
-    def urls() -> list[str]:  # round-robin like a Service; a refused connection tries the other
-        turn[0] += 1
-        pods = [p.url for p in live]
-        return pods[turn[0] % 2 :] + pods[: turn[0] % 2]
-
     bodies, _ = stream(namespace, 100_000, "r")
-    sender = Sender(bodies, urls, senders=4, pause=0.02, deadline=25).start()
+    sender = Sender(bodies, service(live), senders=4, pause=0.02, deadline=25).start()
     old: list[FalcoReporterProcess] = []
     try:
         for i in range(2):
