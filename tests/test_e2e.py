@@ -1,0 +1,317 @@
+"""As users run it: our image from the Dockerfile, ``helm install`` on a real node, alerts through Falcosidekick.
+
+Run with ``make e2e`` (or ``pytest -m node tests/test_e2e.py``): needs root and what test_node.py needs,
+plus debootstrap and buildah (``hack/image.sh`` installs them and builds the image without a registry).
+The chart is installed with its default values plus the local image and ``pullPolicy: Never``; the
+real Falcosidekick runs on the host, its webhook aimed at the receiver Service's cluster IP. The
+tests share one release and run in file order: install, alerts, upgrade, uninstall.
+``build/e2e/`` receives ``kubectl get pods -A`` and the AlertReport table for ``make e2e`` to print.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import threading
+import tomllib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from falco_reporter.devcluster.binaries import find_binary
+from falco_reporter.devcluster.images import PAUSE_IMAGE, LocalImage, import_image
+from falco_reporter.devcluster.sidekick import Falcosidekick, Webhook
+from tests import objects as O
+from tests.operator_proc import wait_for
+from tests.samples import REAL_DIR, REAL_SAMPLES, in_namespace
+
+pytestmark = [pytest.mark.cluster, pytest.mark.node]
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "helm" / "falco-reporter"
+SUMMARY = ROOT / "build" / "e2e"
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+IMAGE_REPOSITORY = "localhost/falco-reporter"
+RELEASE, RELEASE_NS, WORKLOAD_NS = "falco-reporter", "falco-reporter", "e2e-shop"
+# What the README tells users to add to the chart's defaults for an image loaded without a registry.
+LOCAL_IMAGE = [
+    f"--set=image.repository={IMAGE_REPOSITORY}",
+    f"--set=image.tag={VERSION}",
+    "--set=image.pullPolicy=Never",
+]
+SHELL_ALERT = REAL_DIR / "syscall_terminal_shell_in_container_ovh_docs_2024.json"
+
+
+def helm(kubeconfig: Path, *args: str, timeout: float = 600) -> str:
+    out = subprocess.run(
+        [str(find_binary("helm")), f"--kubeconfig={kubeconfig}", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert out.returncode == 0, f"helm {' '.join(args)}:\n{out.stdout}\n{out.stderr}"
+    return out.stdout
+
+
+def kubectl(kubeconfig: Path, *args: str) -> str:
+    out = subprocess.run(
+        [str(find_binary("kubectl")), f"--kubeconfig={kubeconfig}", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return out.stdout
+
+
+@dataclass
+class Release:
+    """The installed chart: where its receiver Service answers and the token Falcosidekick sends."""
+
+    service_ip: str
+    port: int
+    token: str
+
+    @property
+    def alerts_url(self) -> str:
+        return f"http://{self.service_ip}:{self.port}/v1/alerts"
+
+
+def _token(core: client.CoreV1Api) -> str:
+    secret = core.read_namespaced_secret(f"{RELEASE}-webhook-token", RELEASE_NS)
+    return base64.b64decode(secret.data["token"]).decode()
+
+
+def _ready_pods(core: client.CoreV1Api, ns: str, selector: str = "") -> list[client.V1Pod]:
+    pods = core.list_namespaced_pod(ns, label_selector=selector).items
+    return [
+        p
+        for p in pods
+        if p.metadata.deletion_timestamp is None
+        and p.status.phase == "Running"
+        and all(s.ready for s in p.status.container_statuses or [False])
+    ]
+
+
+def _counted(kube_api: client.ApiClient, ns: str) -> int:
+    alerts = O.listed(kube_api, "falcoalerts", ns)
+    return sum(int(((a.get("status") or {}).get("occurrences") or {}).get("count") or 1) for a in alerts)
+
+
+@pytest.fixture(scope="module")
+def image(cluster: Any) -> str:
+    """Our image, built from the Dockerfile by hack/image.sh and imported into the node's containerd."""
+    out = subprocess.run(
+        ["bash", str(ROOT / "hack" / "image.sh")],
+        cwd=ROOT,
+        env={**os.environ, "PY": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    name = f"{IMAGE_REPOSITORY}:{VERSION}"
+    import_image(cluster.node.ctr, LocalImage(name, ROOT / out.stdout.split()[-1]))
+    return name
+
+
+@pytest.fixture(scope="module")
+def release(cluster: Any, kube_api: client.ApiClient, image: str) -> Iterator[Release]:
+    """The chart installed with its defaults plus the local image; uninstalled at the end either way."""
+    helm(
+        cluster.kubeconfig,
+        *("install", RELEASE, str(CHART), "-n", RELEASE_NS, "--create-namespace"),
+        *LOCAL_IMAGE,
+        *("--wait", "--timeout=5m"),
+    )
+    core = client.CoreV1Api(kube_api)
+    service = core.read_namespaced_service(RELEASE, RELEASE_NS)
+    yield Release(service.spec.cluster_ip, service.spec.ports[0].port, _token(core))
+    subprocess.run(
+        [
+            str(find_binary("helm")),
+            f"--kubeconfig={cluster.kubeconfig}",
+            "uninstall",
+            RELEASE,
+            "-n",
+            RELEASE_NS,
+        ],
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    core.delete_namespace(RELEASE_NS, propagation_policy="Background")
+
+
+@pytest.fixture(scope="module")
+def sidekick(release: Release, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Falcosidekick]:
+    """The real Falcosidekick on the host, its webhook output aimed at the receiver Service."""
+    with Falcosidekick(
+        Webhook(release.alerts_url, token=release.token), tmp_path_factory.mktemp("fsk")
+    ) as fsk:
+        yield fsk
+
+
+@pytest.fixture(scope="module")
+def workload(kube_api: client.ApiClient, release: Release) -> Iterator[client.V1Pod]:
+    """A running pod (the pause image) in its own namespace: the subject of the alerts."""
+    core = client.CoreV1Api(kube_api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=WORKLOAD_NS)))
+    wait_for(
+        lambda: (
+            core.list_namespaced_service_account(WORKLOAD_NS, field_selector="metadata.name=default").items
+        ),
+        timeout=30,
+        what="the default ServiceAccount",
+    )
+    container = {"name": "app", "image": PAUSE_IMAGE, "imagePullPolicy": "Never"}
+    pod = {
+        "metadata": {"name": "shop-web"},
+        "spec": {"containers": [container], "terminationGracePeriodSeconds": 1},
+    }
+    core.create_namespaced_pod(WORKLOAD_NS, pod)
+    yield wait_for(
+        lambda: next(iter(_ready_pods(core, WORKLOAD_NS)), None), timeout=90, what="the workload pod"
+    )
+    core.delete_namespace(WORKLOAD_NS, propagation_policy="Background")
+
+
+def test_operator_and_receivers_run_from_our_image_with_their_service_accounts(
+    cluster, kube_api, release, image
+):
+    """Every pod of the release is Running and Ready (its probes pass) on our image, with the chart's ServiceAccount."""
+    core = client.CoreV1Api(kube_api)
+    pods = core.list_namespaced_pod(RELEASE_NS).items
+    components = sorted(p.metadata.labels["app.kubernetes.io/component"] for p in pods)
+    assert components == ["operator", "receiver", "receiver"]  # the defaults: a separate receiver, 2 replicas
+    assert len(_ready_pods(core, RELEASE_NS)) == 3
+    for pod in pods:
+        (container,) = pod.spec.containers
+        (status,) = pod.status.container_statuses
+        assert container.image == image and container.image_pull_policy == "Never"
+        assert container.readiness_probe is not None and container.liveness_probe is not None
+        assert status.restart_count == 0, core.read_namespaced_pod_log(pod.metadata.name, RELEASE_NS)
+        assert status.image_id.startswith("sha256:")
+        # In-cluster config: the projected ServiceAccount token, no kubeconfig anywhere.
+        assert not any("kubeconfig" in a for a in (container.args or []) + (container.command or []))
+        assert pod.spec.service_account_name == (
+            RELEASE
+            if pod.metadata.labels["app.kubernetes.io/component"] == "operator"
+            else f"{RELEASE}-receiver"
+        )
+    SUMMARY.mkdir(parents=True, exist_ok=True)
+    (SUMMARY / "pods.txt").write_text(kubectl(cluster.kubeconfig, "get", "pods", "-A", "-o", "wide"))
+
+
+def test_alert_about_a_real_container_is_enriched_from_its_container_status(kube_api, sidekick, workload):
+    """Falco's short container id finds the pod; the report's image digest is the one containerd reports."""
+    status = workload.status.container_statuses[0]
+    container_id = status.container_id.removeprefix("containerd://")
+    alert = json.loads(SHELL_ALERT.read_text())
+    alert["output_fields"] |= {
+        "k8s.ns.name": WORKLOAD_NS,
+        "k8s.pod.name": workload.metadata.name,
+        "container.id": container_id[:12],  # Falco's short form
+        "container.name": status.name,
+    }
+    assert sidekick.post(json.dumps(alert).encode()) == 200
+    stored = wait_for(
+        lambda: O.listed(kube_api, "falcoalerts", WORKLOAD_NS), timeout=60, what="the FalcoAlert"
+    )
+    report = O.wait_report(kube_api, WORKLOAD_NS, stored[0]["metadata"]["name"], timeout=90)
+    subject = report["spec"]["subject"]
+    assert subject["imageDigest"] == status.image_id and status.image_id.startswith("sha256:")
+    assert (subject["pod"], subject["container"], subject["node"]) == (
+        workload.metadata.name,
+        status.name,
+        workload.spec.node_name,
+    )
+    assert subject["serviceAccount"] == "default"
+
+
+def test_every_real_alert_through_falcosidekick_is_reported(cluster, kube_api, sidekick, workload):
+    """All real payloads pass Falcosidekick and the Service; each becomes a FalcoAlert and an AlertReport."""
+    before = _counted(kube_api, WORKLOAD_NS)
+    ok_before = sidekick.deliveries("ok")
+    assert {p.name: sidekick.post(in_namespace(p, WORKLOAD_NS)) for p in REAL_SAMPLES} == {
+        p.name: 200 for p in REAL_SAMPLES
+    }
+    taken = len(REAL_SAMPLES)
+    wait_for(lambda: sidekick.deliveries("ok") - ok_before >= taken, timeout=120, what=f"{taken} deliveries")
+    assert sidekick.deliveries("error") == 0, sidekick.log_text()
+    wait_for(
+        lambda: _counted(kube_api, WORKLOAD_NS) - before == taken, timeout=60, what="every alert counted"
+    )
+    for alert in O.listed(kube_api, "falcoalerts", WORKLOAD_NS):
+        O.wait_report(kube_api, WORKLOAD_NS, alert["metadata"]["name"], timeout=120)
+    (SUMMARY / "alertreports.txt").write_text(kubectl(cluster.kubeconfig, "get", "alertreports", "-A"))
+
+
+def test_upgrade_keeps_the_token_and_loses_no_alert(cluster, kube_api, release, sidekick, workload):
+    """A helm upgrade that rolls every pod keeps the generated token, and every alert sent meanwhile is stored."""
+    core = client.CoreV1Api(kube_api)
+    old_pods = {p.metadata.name for p in core.list_namespaced_pod(RELEASE_NS).items}
+    before, ok_before = _counted(kube_api, WORKLOAD_NS), sidekick.deliveries("ok")
+    body = in_namespace(SHELL_ALERT, WORKLOAD_NS)
+    sent: list[int] = []
+    done = threading.Event()
+
+    def send() -> None:
+        while not done.wait(0.2):  # about 5 alerts a second for the whole upgrade
+            sent.append(sidekick.post(body))
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    try:
+        rollout = uuid.uuid4().hex[:8]
+        helm(
+            cluster.kubeconfig,
+            *("upgrade", RELEASE, str(CHART), "-n", RELEASE_NS, "--reuse-values"),
+            f"--set=operator.podAnnotations.e2e/rollout={rollout}",
+            f"--set=receiver.podAnnotations.e2e/rollout={rollout}",
+            *("--wait", "--timeout=5m"),
+        )
+        new_pods = wait_for(
+            lambda: {p.metadata.name for p in _ready_pods(core, RELEASE_NS)} - old_pods,
+            timeout=120,
+            what="the new pods",
+        )
+    finally:
+        done.set()
+        sender.join(timeout=30)
+    assert len(new_pods) == 3 and sent and set(sent) == {200}
+    assert _token(core) == release.token
+    taken = len(sent)
+    wait_for(lambda: sidekick.deliveries("ok") - ok_before >= taken, timeout=120, what=f"{taken} deliveries")
+    assert sidekick.deliveries("error") == 0, sidekick.log_text()
+    wait_for(
+        lambda: _counted(kube_api, WORKLOAD_NS) - before >= taken, timeout=60, what="every alert counted"
+    )
+    assert _counted(kube_api, WORKLOAD_NS) - before == taken
+
+
+def test_uninstall_leaves_the_crds_the_reports_and_the_token(cluster, kube_api, release, workload):
+    """helm uninstall removes the pods but keeps the CRDs, every AlertReport and the kept token Secret."""
+    reports = O.names(kube_api, "alertreports", WORKLOAD_NS)
+    assert reports
+    helm(cluster.kubeconfig, "uninstall", RELEASE, "-n", RELEASE_NS, "--wait", "--timeout=3m")
+    core = client.CoreV1Api(kube_api)
+    wait_for(
+        lambda: not core.list_namespaced_pod(RELEASE_NS).items, timeout=120, what="the release's pods gone"
+    )
+    crds = {
+        c.metadata.name for c in client.ApiextensionsV1Api(kube_api).list_custom_resource_definition().items
+    }
+    assert {"falcoalerts.falcoreporter.io", "alertreports.falcoreporter.io"} <= crds
+    assert O.names(kube_api, "alertreports", WORKLOAD_NS) == reports
+    assert _token(core) == release.token
