@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 
 from falco_reporter.devcluster.binaries import find_binary
@@ -102,9 +103,21 @@ def _ready_pods(core: client.CoreV1Api, ns: str, selector: str = "") -> list[cli
     ]
 
 
-def _counted(kube_api: client.ApiClient, ns: str) -> int:
-    alerts = O.listed(kube_api, "falcoalerts", ns)
+def _counted(kube_api: client.ApiClient, *namespaces: str) -> int:
+    """Deliveries stored in ``namespaces``: each FalcoAlert counts its merged repeats."""
+    alerts = [a for ns in namespaces for a in O.listed(kube_api, "falcoalerts", ns)]
     return sum(int(((a.get("status") or {}).get("occurrences") or {}).get("count") or 1) for a in alerts)
+
+
+def _save_logs(core: client.CoreV1Api, ns: str) -> None:
+    """Every container log of ``ns`` into build/e2e/logs/ (what CI keeps when a test fails)."""
+    (SUMMARY / "logs").mkdir(parents=True, exist_ok=True)
+    for pod in core.list_namespaced_pod(ns).items:
+        try:
+            log = core.read_namespaced_pod_log(pod.metadata.name, ns)
+        except client.ApiException as exc:
+            log = f"no log: {exc.reason}"
+        (SUMMARY / "logs" / f"{ns}_{pod.metadata.name}.log").write_text(log)
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +150,7 @@ def release(cluster: Any, kube_api: client.ApiClient, image: str) -> Iterator[Re
     core = client.CoreV1Api(kube_api)
     service = core.read_namespaced_service(RELEASE, RELEASE_NS)
     yield Release(service.spec.cluster_ip, service.spec.ports[0].port, _token(core))
+    _save_logs(core, RELEASE_NS)
     subprocess.run(
         [
             str(find_binary("helm")),
@@ -199,16 +213,15 @@ def test_operator_and_receivers_run_from_our_image_with_their_service_accounts(
         (container,) = pod.spec.containers
         (status,) = pod.status.container_statuses
         assert container.image == image and container.image_pull_policy == "Never"
-        assert container.readiness_probe is not None and container.liveness_probe is not None
+        # kopf's liveness for the operator; the receivers' readiness decides the Service's endpoints.
+        assert container.startup_probe is not None and container.liveness_probe is not None
+        receiver = pod.metadata.labels["app.kubernetes.io/component"] == "receiver"
+        assert receiver == (container.readiness_probe is not None)
         assert status.restart_count == 0, core.read_namespaced_pod_log(pod.metadata.name, RELEASE_NS)
         assert status.image_id.startswith("sha256:")
         # In-cluster config: the projected ServiceAccount token, no kubeconfig anywhere.
         assert not any("kubeconfig" in a for a in (container.args or []) + (container.command or []))
-        assert pod.spec.service_account_name == (
-            RELEASE
-            if pod.metadata.labels["app.kubernetes.io/component"] == "operator"
-            else f"{RELEASE}-receiver"
-        )
+        assert pod.spec.service_account_name == (f"{RELEASE}-receiver" if receiver else RELEASE)
     SUMMARY.mkdir(parents=True, exist_ok=True)
     (SUMMARY / "pods.txt").write_text(kubectl(cluster.kubeconfig, "get", "pods", "-A", "-o", "wide"))
 
@@ -241,7 +254,9 @@ def test_alert_about_a_real_container_is_enriched_from_its_container_status(kube
 
 def test_every_real_alert_through_falcosidekick_is_reported(cluster, kube_api, sidekick, workload):
     """All real payloads pass Falcosidekick and the Service; each becomes a FalcoAlert and an AlertReport."""
-    before = _counted(kube_api, WORKLOAD_NS)
+    # Alerts naming a namespace are sent naming the workload's; the others go to the fallback (the release's).
+    stores = (WORKLOAD_NS, RELEASE_NS)
+    before = _counted(kube_api, *stores)
     ok_before = sidekick.deliveries("ok")
     assert {p.name: sidekick.post(in_namespace(p, WORKLOAD_NS)) for p in REAL_SAMPLES} == {
         p.name: 200 for p in REAL_SAMPLES
@@ -249,11 +264,10 @@ def test_every_real_alert_through_falcosidekick_is_reported(cluster, kube_api, s
     taken = len(REAL_SAMPLES)
     wait_for(lambda: sidekick.deliveries("ok") - ok_before >= taken, timeout=120, what=f"{taken} deliveries")
     assert sidekick.deliveries("error") == 0, sidekick.log_text()
-    wait_for(
-        lambda: _counted(kube_api, WORKLOAD_NS) - before == taken, timeout=60, what="every alert counted"
-    )
-    for alert in O.listed(kube_api, "falcoalerts", WORKLOAD_NS):
-        O.wait_report(kube_api, WORKLOAD_NS, alert["metadata"]["name"], timeout=120)
+    wait_for(lambda: _counted(kube_api, *stores) - before == taken, timeout=60, what="every alert counted")
+    for ns in stores:
+        for alert in O.listed(kube_api, "falcoalerts", ns):
+            O.wait_report(kube_api, ns, alert["metadata"]["name"], timeout=120)
     (SUMMARY / "alertreports.txt").write_text(kubectl(cluster.kubeconfig, "get", "alertreports", "-A"))
 
 
@@ -315,3 +329,91 @@ def test_uninstall_leaves_the_crds_the_reports_and_the_token(cluster, kube_api, 
     assert {"falcoalerts.falcoreporter.io", "alertreports.falcoreporter.io"} <= crds
     assert O.names(kube_api, "alertreports", WORKLOAD_NS) == reports
     assert _token(core) == release.token
+
+
+# The prometheus-operator CRD the separate-receiver example's ServiceMonitor needs (schema left open:
+# only its presence matters to `helm install`).
+SERVICE_MONITOR_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+    "spec": {
+        "group": "monitoring.coreos.com",
+        "names": {"kind": "ServiceMonitor", "plural": "servicemonitors", "singular": "servicemonitor"},
+        "scope": "Namespaced",
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                },
+            }
+        ],
+    },
+}
+
+
+def _prepare(kube_api: client.ApiClient, values: Path) -> list[str]:
+    """What the example's own comment asks for before installing it; returns the namespaces created."""
+    core = client.CoreV1Api(kube_api)
+    created = []
+    for ns in yaml.safe_load(values.read_text()).get("watchNamespaces") or []:
+        if not core.list_namespace(field_selector=f"metadata.name={ns}").items:
+            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+            created.append(ns)
+    extensions = client.ApiextensionsV1Api(kube_api)
+    if (
+        "serviceMonitor" in values.read_text()
+        and not extensions.list_custom_resource_definition(
+            field_selector="metadata.name=servicemonitors.monitoring.coreos.com"
+        ).items
+    ):
+        extensions.create_custom_resource_definition(SERVICE_MONITOR_CRD)
+    return created
+
+
+@pytest.mark.parametrize("values", ["values-separate-receiver.yaml", "values-namespaced.yaml"])
+def test_example_values_install_and_report(cluster, kube_api, image, values, tmp_path):
+    """The documented example values install on the node, their pods become Ready, and an alert is reported."""
+    values_file = ROOT / "samples" / values
+    created = _prepare(kube_api, values_file)
+    name = "falco-reporter-" + values.removeprefix("values-").removesuffix(".yaml")  # = its full name
+    kubeconfig = cluster.kubeconfig
+    helm(
+        kubeconfig,
+        "install",
+        name,
+        str(CHART),
+        "-n",
+        name,
+        "--create-namespace",
+        "-f",
+        str(values_file),
+        *LOCAL_IMAGE,
+        "--wait",
+        "--timeout=5m",
+    )
+    try:
+        core = client.CoreV1Api(kube_api)
+        pods = core.list_namespaced_pod(name).items
+        assert pods and len(_ready_pods(core, name)) == len(pods)
+        service = core.read_namespaced_service(name, name)
+        token = base64.b64decode(
+            core.read_namespaced_secret(f"{name}-webhook-token", name).data["token"]
+        ).decode()
+        # A watched namespace, or (cluster-wide) the release's own.
+        target = (yaml.safe_load(values_file.read_text()).get("watchNamespaces") or [name])[0]
+        url = f"http://{service.spec.cluster_ip}:{service.spec.ports[0].port}/v1/alerts"
+        with Falcosidekick(Webhook(url, token=token), tmp_path) as fsk:
+            assert fsk.post(in_namespace(SHELL_ALERT, target)) == 200
+            stored = wait_for(
+                lambda: O.listed(kube_api, "falcoalerts", target), timeout=90, what="the FalcoAlert"
+            )
+            O.wait_report(kube_api, target, stored[0]["metadata"]["name"], timeout=120)
+            assert fsk.deliveries("error") == 0, fsk.log_text()
+    finally:
+        helm(kubeconfig, "uninstall", name, "-n", name, "--wait", "--timeout=3m")
+        for ns in [name, *created]:
+            client.CoreV1Api(kube_api).delete_namespace(ns, propagation_policy="Background")
