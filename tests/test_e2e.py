@@ -291,8 +291,8 @@ def test_upgrade_keeps_the_token_and_loses_no_alert(cluster, kube_api, release, 
         helm(
             cluster.kubeconfig,
             *("upgrade", RELEASE, str(CHART), "-n", RELEASE_NS, "--reuse-values"),
-            f"--set=operator.podAnnotations.e2e/rollout={rollout}",
-            f"--set=receiver.podAnnotations.e2e/rollout={rollout}",
+            f"--set-string=operator.podAnnotations.e2e/rollout={rollout}",
+            f"--set-string=receiver.podAnnotations.e2e/rollout={rollout}",
             *("--wait", "--timeout=5m"),
         )
         new_pods = wait_for(
