@@ -11,6 +11,7 @@ tests share one release and run in file order: install, alerts, upgrade, uninsta
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import subprocess
@@ -51,16 +52,26 @@ LOCAL_IMAGE = [
 SHELL_ALERT = REAL_DIR / "syscall_terminal_shell_in_container_ovh_docs_2024.json"
 
 
-def helm(kubeconfig: Path, *args: str, timeout: float = 600) -> str:
+def helm(kubeconfig: Path, *args: str, check: bool = True) -> str:
     out = subprocess.run(
         [str(find_binary("helm")), f"--kubeconfig={kubeconfig}", *args],
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=600,
         check=False,
     )
-    assert out.returncode == 0, f"helm {' '.join(args)}:\n{out.stdout}\n{out.stderr}"
+    assert out.returncode == 0 or not check, f"helm {' '.join(args)}:\n{out.stdout}\n{out.stderr}"
     return out.stdout
+
+
+def _remove(kube_api: client.ApiClient, kubeconfig: Path, release: str, *namespaces: str) -> None:
+    """Keep the pods' logs, uninstall ``release`` and delete ``namespaces`` (whatever exists of them)."""
+    core = client.CoreV1Api(kube_api)
+    _save_logs(core, namespaces[0])
+    helm(kubeconfig, "uninstall", release, "-n", namespaces[0], "--wait", "--timeout=3m", check=False)
+    for ns in namespaces:
+        with contextlib.suppress(client.ApiException):  # never created, or already gone
+            core.delete_namespace(ns, propagation_policy="Background")
 
 
 def kubectl(kubeconfig: Path, *args: str) -> str:
@@ -87,13 +98,14 @@ class Release:
         return f"http://{self.service_ip}:{self.port}/v1/alerts"
 
 
-def _token(core: client.CoreV1Api) -> str:
-    secret = core.read_namespaced_secret(f"{RELEASE}-webhook-token", RELEASE_NS)
+def _token(core: client.CoreV1Api, release: str = RELEASE) -> str:
+    """The generated webhook token of ``release`` (installed in the namespace of its name)."""
+    secret = core.read_namespaced_secret(f"{release}-webhook-token", release)
     return base64.b64decode(secret.data["token"]).decode()
 
 
-def _ready_pods(core: client.CoreV1Api, ns: str, selector: str = "") -> list[client.V1Pod]:
-    pods = core.list_namespaced_pod(ns, label_selector=selector).items
+def _ready_pods(core: client.CoreV1Api, ns: str) -> list[client.V1Pod]:
+    pods = core.list_namespaced_pod(ns).items
     return [
         p
         for p in pods
@@ -141,30 +153,18 @@ def image(cluster: Any) -> str:
 @pytest.fixture(scope="module")
 def release(cluster: Any, kube_api: client.ApiClient, image: str) -> Iterator[Release]:
     """The chart installed with its defaults plus the local image; uninstalled at the end either way."""
-    helm(
-        cluster.kubeconfig,
-        *("install", RELEASE, str(CHART), "-n", RELEASE_NS, "--create-namespace"),
-        *LOCAL_IMAGE,
-        *("--wait", "--timeout=5m"),
-    )
     core = client.CoreV1Api(kube_api)
-    service = core.read_namespaced_service(RELEASE, RELEASE_NS)
-    yield Release(service.spec.cluster_ip, service.spec.ports[0].port, _token(core))
-    _save_logs(core, RELEASE_NS)
-    subprocess.run(
-        [
-            str(find_binary("helm")),
-            f"--kubeconfig={cluster.kubeconfig}",
-            "uninstall",
-            RELEASE,
-            "-n",
-            RELEASE_NS,
-        ],
-        capture_output=True,
-        timeout=300,
-        check=False,
-    )
-    core.delete_namespace(RELEASE_NS, propagation_policy="Background")
+    try:
+        helm(
+            cluster.kubeconfig,
+            *("install", RELEASE, str(CHART), "-n", RELEASE_NS, "--create-namespace"),
+            *LOCAL_IMAGE,
+            *("--wait", "--timeout=5m"),
+        )
+        service = core.read_namespaced_service(RELEASE, RELEASE_NS)
+        yield Release(service.spec.cluster_ip, service.spec.ports[0].port, _token(core))
+    finally:
+        _remove(kube_api, cluster.kubeconfig, RELEASE, RELEASE_NS)
 
 
 @pytest.fixture(scope="module")
@@ -380,33 +380,17 @@ def test_example_values_install_and_report(cluster, kube_api, image, values, tmp
     values_file = ROOT / "samples" / values
     created = _prepare(kube_api, values_file)
     name = "falco-reporter-" + values.removeprefix("values-").removesuffix(".yaml")  # = its full name
-    kubeconfig = cluster.kubeconfig
-    helm(
-        kubeconfig,
-        "install",
-        name,
-        str(CHART),
-        "-n",
-        name,
-        "--create-namespace",
-        "-f",
-        str(values_file),
-        *LOCAL_IMAGE,
-        "--wait",
-        "--timeout=5m",
-    )
+    core = client.CoreV1Api(kube_api)
     try:
-        core = client.CoreV1Api(kube_api)
+        install = ("install", name, str(CHART), "-n", name, "--create-namespace", "-f", str(values_file))
+        helm(cluster.kubeconfig, *install, *LOCAL_IMAGE, "--wait", "--timeout=5m")
         pods = core.list_namespaced_pod(name).items
         assert pods and len(_ready_pods(core, name)) == len(pods)
         service = core.read_namespaced_service(name, name)
-        token = base64.b64decode(
-            core.read_namespaced_secret(f"{name}-webhook-token", name).data["token"]
-        ).decode()
+        url = f"http://{service.spec.cluster_ip}:{service.spec.ports[0].port}/v1/alerts"
         # A watched namespace, or (cluster-wide) the release's own.
         target = (yaml.safe_load(values_file.read_text()).get("watchNamespaces") or [name])[0]
-        url = f"http://{service.spec.cluster_ip}:{service.spec.ports[0].port}/v1/alerts"
-        with Falcosidekick(Webhook(url, token=token), tmp_path) as fsk:
+        with Falcosidekick(Webhook(url, token=_token(core, name)), tmp_path) as fsk:
             assert fsk.post(in_namespace(SHELL_ALERT, target)) == 200
             stored = wait_for(
                 lambda: O.listed(kube_api, "falcoalerts", target), timeout=90, what="the FalcoAlert"
@@ -414,6 +398,4 @@ def test_example_values_install_and_report(cluster, kube_api, image, values, tmp
             O.wait_report(kube_api, target, stored[0]["metadata"]["name"], timeout=120)
             assert fsk.deliveries("error") == 0, fsk.log_text()
     finally:
-        helm(kubeconfig, "uninstall", name, "-n", name, "--wait", "--timeout=3m")
-        for ns in [name, *created]:
-            client.CoreV1Api(kube_api).delete_namespace(ns, propagation_policy="Background")
+        _remove(kube_api, cluster.kubeconfig, name, name, *created)
