@@ -52,16 +52,21 @@ LOCAL_IMAGE = [
 SHELL_ALERT = REAL_DIR / "syscall_terminal_shell_in_container_ovh_docs_2024.json"
 
 
-def helm(kubeconfig: Path, *args: str, check: bool = True) -> str:
+def run(tool: str, kubeconfig: Path, *args: str, check: bool = True) -> str:
+    """``helm`` or ``kubectl`` (ours, from bin/) against ``kubeconfig``; its stdout."""
     out = subprocess.run(
-        [str(find_binary("helm")), f"--kubeconfig={kubeconfig}", *args],
+        [str(find_binary(tool)), f"--kubeconfig={kubeconfig}", *args],
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
-    assert out.returncode == 0 or not check, f"helm {' '.join(args)}:\n{out.stdout}\n{out.stderr}"
+    assert out.returncode == 0 or not check, f"{tool} {' '.join(args)}:\n{out.stdout}\n{out.stderr}"
     return out.stdout
+
+
+def helm(kubeconfig: Path, *args: str, check: bool = True) -> str:
+    return run("helm", kubeconfig, *args, check=check)
 
 
 def _remove(kube_api: client.ApiClient, kubeconfig: Path, release: str, *namespaces: str) -> None:
@@ -72,17 +77,6 @@ def _remove(kube_api: client.ApiClient, kubeconfig: Path, release: str, *namespa
     for ns in namespaces:
         with contextlib.suppress(client.ApiException):  # never created, or already gone
             core.delete_namespace(ns, propagation_policy="Background")
-
-
-def kubectl(kubeconfig: Path, *args: str) -> str:
-    out = subprocess.run(
-        [str(find_binary("kubectl")), f"--kubeconfig={kubeconfig}", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return out.stdout
 
 
 @dataclass
@@ -223,7 +217,7 @@ def test_operator_and_receivers_run_from_our_image_with_their_service_accounts(
         assert not any("kubeconfig" in a for a in (container.args or []) + (container.command or []))
         assert pod.spec.service_account_name == (f"{RELEASE}-receiver" if receiver else RELEASE)
     SUMMARY.mkdir(parents=True, exist_ok=True)
-    (SUMMARY / "pods.txt").write_text(kubectl(cluster.kubeconfig, "get", "pods", "-A", "-o", "wide"))
+    (SUMMARY / "pods.txt").write_text(run("kubectl", cluster.kubeconfig, "get", "pods", "-A", "-o", "wide"))
 
 
 def test_alert_about_a_real_container_is_enriched_from_its_container_status(kube_api, sidekick, workload):
@@ -268,7 +262,7 @@ def test_every_real_alert_through_falcosidekick_is_reported(cluster, kube_api, s
     for ns in stores:
         for alert in O.listed(kube_api, "falcoalerts", ns):
             O.wait_report(kube_api, ns, alert["metadata"]["name"], timeout=120)
-    (SUMMARY / "alertreports.txt").write_text(kubectl(cluster.kubeconfig, "get", "alertreports", "-A"))
+    (SUMMARY / "alertreports.txt").write_text(run("kubectl", cluster.kubeconfig, "get", "alertreports", "-A"))
 
 
 def test_upgrade_keeps_the_token_and_loses_no_alert(cluster, kube_api, release, sidekick, workload):
