@@ -84,6 +84,10 @@ buildah bud --quiet --isolation chroot --layers \
   --build-arg PYTHON_IMAGE="$BASE_IMAGE" --build-arg EXTRAS="$EXTRAS" \
   --build-arg WHEELHOUSE=/wheelhouse --volume "$WHEELS:/wheelhouse:ro" \
   -t "$IMAGE" . >/dev/null
+# Unnamed images left by earlier builds hold earlier code's virtualenvs (~250 MB each): keep only the
+# newest, this build's builder stage, which the next build reuses while pyproject and code are unchanged.
+buildah images --filter dangling=true --format '{{.Created}} {{.ID}}' | sort -rn | tail -n +2 |
+  while read -r _ id; do buildah rmi "$id" >/dev/null 2>&1 || true; done
 rm -f "$OUT"
 buildah push --quiet "$IMAGE" "docker-archive:$OUT:$IMAGE" >/dev/null
 log "$IMAGE: $(buildah inspect --type image --format '{{.FromImageID}}' "$IMAGE" | cut -c1-12)," \
