@@ -4,6 +4,7 @@
 #
 #   docker build -t falco-reporter:0.1.0 .
 #   docker build --build-arg EXTRAS=ollama,openai -t falco-reporter:0.1.0-llm .
+#   hack/image.sh   (no registry: a debootstrapped base and a local wheelhouse, built with buildah)
 #
 # EXTRAS selects the LangChain provider integrations (pyproject optional-dependencies):
 # llamacpp, ollama, openai, anthropic, azure_openai, bedrock, google. Nothing secret is baked in:
@@ -15,6 +16,9 @@ ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 # ---------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS builder
 ARG EXTRAS=""
+# Offline builds: a pip find-links location (a directory mounted into the build, or a URL) with
+# every dependency as a wheel, used instead of PyPI (hack/image.sh). Empty: PyPI, as usual.
+ARG WHEELHOUSE=""
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -38,7 +42,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator ./operator
 
-RUN python -m venv /opt/venv \
+RUN if [ -n "${WHEELHOUSE}" ]; then export PIP_NO_INDEX=1 PIP_FIND_LINKS="${WHEELHOUSE}"; fi \
+    && python -m venv /opt/venv \
     && /opt/venv/bin/pip install --upgrade pip wheel \
     && /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels . \
     && wheel="$(ls /wheels/falco_reporter-*.whl)" \

@@ -20,14 +20,15 @@ LLM_MODEL := $(CACHE)/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
 IMAGE ?= falco-reporter:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 EXTRAS ?=
 
-.PHONY: help venv cluster-bins cluster-up cluster-down test lint demo crds k8s-schemas clean helm-lint image llm-setup bench node-deps eval
+.PHONY: help venv cluster-bins cluster-up cluster-down test lint demo crds k8s-schemas clean helm-lint image image-local llm-setup bench node-deps eval e2e
 
 help:
 	@echo "make demo   - local control plane + operator + sample alerts, prints reports"
 	@echo "make test   - the whole test suite against a real kube-apiserver and etcd"
 	@echo "make lint   - ruff, mypy --strict, import-linter layer contracts"
 	@echo "make eval   - measure the LLM writer (EVAL_PROVIDER=llamacpp|fake|builtin|...) on real and crafted alerts"
-	@echo "make cluster-bins / cluster-up [NODE=1] / cluster-down / crds / k8s-schemas / helm-lint / image / llm-setup / bench / clean"
+	@echo "make e2e    - a real node, our image, helm install, real alerts through Falcosidekick (root)"
+	@echo "make cluster-bins / cluster-up [NODE=1] / cluster-down / crds / k8s-schemas / helm-lint / image / image-local / llm-setup / bench / clean"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -107,6 +108,18 @@ helm-lint: venv bin/helm
 # Needs a Docker engine (none on the development machines): `make image EXTRAS=ollama,openai`.
 image:
 	docker build --build-arg EXTRAS=$(EXTRAS) -t $(IMAGE) .
+
+# The same Dockerfile without a registry or a Docker engine (root): a debootstrapped base, a local
+# wheelhouse, buildah; writes build/image/falco-reporter.tar (docker-save format).
+image-local: venv
+	EXTRAS=$(EXTRAS) PY=$(PY) bash hack/image.sh
+
+# As users run it, on a real node (root): the node, our image, `helm install`, real alerts through
+# Falcosidekick; prints the pods and the AlertReport table; the session's cluster is torn down.
+e2e: venv bin/kube-apiserver bin/helm bin/falcosidekick node-deps bin/kubelet
+	rm -rf build/e2e
+	status=0; $(PY) -m pytest -m node -p no:cacheprovider tests/test_e2e.py tests/test_node.py $(PYTEST_ARGS) || status=$$?; \
+	  cat build/e2e/pods.txt build/e2e/alertreports.txt 2>/dev/null; exit $$status
 
 demo: venv bin/kube-apiserver
 	$(PY) hack/demo.py

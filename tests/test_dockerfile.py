@@ -1,4 +1,4 @@
-"""The Dockerfile follows the image rules (it cannot be built here: no Docker engine).
+"""The Dockerfile follows the image rules (test_e2e.py builds it, with buildah, and runs it on a node).
 
 Each rule is a function returning the problems it finds, checked twice: the real Dockerfile must
 have none, and a deliberately bad Dockerfile must trip every rule (so no check passes vacuously).
@@ -269,3 +269,13 @@ def test_final_stage_runs_no_compiler_and_drops_build_stage_tools(dockerfile):
     assert "build-essential" in builder_runs
     assert "build-essential" not in final_runs
     assert "cmake" not in final_runs
+
+
+def test_a_local_wheelhouse_is_used_only_when_given(dockerfile):
+    """WHEELHOUSE defaults to empty (PyPI, as users build); when set, pip uses only that find-links location."""
+    builder = dockerfile.stages[0]
+    assert any(i.args == 'WHEELHOUSE=""' for i in builder.all("ARG"))
+    (install,) = [" ".join(i.args.split()) for i in builder.all("RUN") if "python -m venv" in i.args]
+    assert install.startswith(
+        'if [ -n "${WHEELHOUSE}" ]; then export PIP_NO_INDEX=1 PIP_FIND_LINKS="${WHEELHOUSE}"; fi && '
+    )

@@ -20,7 +20,7 @@ from devcluster.reporter import scrape
 from devcluster.sidekick import INPUTS, Falcosidekick, Webhook, version
 from tests import objects as O
 from tests.operator_proc import FalcoReporterProcess, free_port, wait_for
-from tests.samples import REAL_SAMPLES
+from tests.samples import REAL_SAMPLES, in_namespace
 
 pytestmark = pytest.mark.cluster
 REJECTED_401 = "falco_reporter_alerts_rejected_total{reason=unauthorized}"
@@ -48,22 +48,12 @@ def _count(alert: dict[str, Any]) -> int:
     return int(((alert.get("status") or {}).get("occurrences") or {}).get("count") or 1)
 
 
-def _in_namespace(path: Path, namespace: str) -> bytes:
-    """The real payload, with the namespace it names (pod's or audit target's), if any, set to ``namespace``."""
-    alert = json.loads(path.read_text())
-    fields = alert.get("output_fields") or {}
-    for key in ("k8s.ns.name", "ka.target.namespace"):
-        if fields.get(key):
-            fields[key] = namespace
-    return json.dumps(alert).encode()
-
-
 def _send_all(fsk: Falcosidekick, samples: list[Path], namespace: str, repeats: int) -> dict[str, int]:
     """POST every sample ``repeats`` times; Falcosidekick's answer per file name."""
     answers: dict[str, int] = {}
     for _ in range(repeats):
         for path in samples:
-            answers[path.name] = fsk.post(_in_namespace(path, namespace))
+            answers[path.name] = fsk.post(in_namespace(path, namespace))
     return answers
 
 
@@ -148,7 +138,7 @@ def test_real_alerts_through_falcosidekick_with_mutual_tls(cluster, kube_api, na
         # A client certificate from another CA is refused during the handshake: nothing arrives.
         refused = Webhook(_address(reporter, True), mutual_tls=_with_ca(stranger, tls))
         with Falcosidekick(refused, tmp_path) as fsk:
-            fsk.post(_in_namespace(samples[0], namespace))
+            fsk.post(in_namespace(samples[0], namespace))
             wait_for(lambda: fsk.deliveries("error") >= 1, timeout=30, what="a refused handshake")
             assert fsk.deliveries("ok") == 0
         assert O.listed(kube_api, "falcoalerts", namespace) == []

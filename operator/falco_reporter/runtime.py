@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -267,10 +268,23 @@ def build_registry(settings: RunSettings, service: ReportService | None = None) 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         if os.environ.get("KUBERNETES_SERVICE_HOST") and not settings.kubeconfig:
-            return kopf.login_with_service_account(**kwargs)
+            return in_cluster_server(kopf.login_with_service_account(**kwargs), os.environ)
         return kopf.login_with_kubeconfig(**kwargs)
 
     return registry
+
+
+def in_cluster_server(info: kopf.ConnectionInfo | None, env: Mapping[str, str]) -> kopf.ConnectionInfo | None:
+    """Aim kopf's service-account login at the address the kubelet puts in the environment.
+
+    kopf names the API server ``kubernetes.default.svc``, which needs cluster DNS; the Kubernetes
+    client (our receiver) and client-go use ``KUBERNETES_SERVICE_HOST``/``_PORT`` instead, so both
+    halves of the operator reach the API server the same way, with or without DNS.
+    """
+    host, port = env.get("KUBERNETES_SERVICE_HOST", ""), env.get("KUBERNETES_SERVICE_PORT", "443")
+    if info is None or not host:
+        return info
+    return dataclasses.replace(info, server=f"https://{f'[{host}]' if ':' in host else host}:{port}")
 
 
 async def run_operator(

@@ -107,10 +107,17 @@ def _from_pod(result: Enrichment, pod: Obj, container_id: str, container_name: s
         name=name,
         image=str((status or {}).get("image") or container.get("image", "")),
         image_id=image_id,
-        image_digest=image_id.rsplit("@", 1)[1] if "@" in image_id else "",
+        image_digest=_digest(image_id),
         container_id=str((status or {}).get("containerID", "")) or container_id,
     )
     result.security = _security(spec, container)
+
+
+def _digest(image_id: str) -> str:
+    """The digest in a container status' imageID: ``repo@sha256:...`` from a registry, or a bare
+    ``sha256:...`` (the image config's digest) for an image loaded without one (kind load, ctr import)."""
+    digest = _short(image_id).rsplit("@", 1)[-1]
+    return digest if digest.startswith("sha256:") else ""
 
 
 def _pick_status(statuses: list[Obj], container_id: str, container_name: str) -> Obj | None:
