@@ -6,11 +6,11 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import kopf
 
@@ -18,7 +18,7 @@ from falco_reporter.exporting.files import ExportResult
 from falco_reporter.exporting.service import export, run_continuous
 from falco_reporter.knowledge.base import KnowledgeBase
 from falco_reporter.knowledge.base import load as load_knowledge
-from falco_reporter.kube.client import connect
+from falco_reporter.kube.client import Kube, connect
 from falco_reporter.kube.dryrun import ManifestDryRun
 from falco_reporter.kube.objects import KubeObjects
 from falco_reporter.kube.resources import CustomResources
@@ -50,6 +50,7 @@ from falco_reporter.reporting.service import ManifestCheck, ReportService
 from falco_reporter.reporting.suppression import merge_rules_file
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -98,11 +99,14 @@ def report_service(
 
 
 def _ready_probe(objects: KubeObjects, settings: RunSettings) -> ReadyProbe:
-    return cached_probe(lambda: objects.namespace_exists(settings.fallback_namespace) or True)
+    async def reachable() -> bool:
+        await objects.namespace_exists(settings.fallback_namespace)  # raises when unreachable
+        return True
+
+    return cached_probe(reachable)
 
 
-def _ingest(settings: RunSettings) -> tuple[IngestService, ReadyProbe]:
-    kube = connect(settings.kubeconfig)
+def _ingest(settings: RunSettings, kube: Kube) -> tuple[IngestService, ReadyProbe]:
     objects = KubeObjects(kube, namespaces=settings.namespaces)
     service = IngestService(
         CustomResources(kube, FALCOALERTS),
@@ -116,11 +120,13 @@ def _ingest(settings: RunSettings) -> tuple[IngestService, ReadyProbe]:
     return service, _ready_probe(objects, settings)
 
 
-def _health_task(settings: RunSettings, stop: asyncio.Event, probe: ReadyProbe | None) -> asyncio.Task[None]:
+def _health_task(
+    settings: RunSettings, stop: asyncio.Event, probe: ReadyProbe | None, kube: Kube
+) -> asyncio.Task[None]:
     """The plain-HTTP probe and metrics server of ``--health-bind``."""
     host, _, port = settings.health_bind.rpartition(":")
     if probe is None:
-        probe = _ready_probe(KubeObjects(connect(settings.kubeconfig), settings.namespaces), settings)
+        probe = _ready_probe(KubeObjects(kube, settings.namespaces), settings)
     where = ReceiverSettings(host=host or "0.0.0.0", port=int(port))  # noqa: S104 - probes come from the kubelet
     metrics_token = settings.receiver.metrics_token_file if settings.receiver else ""
     return asyncio.create_task(
@@ -129,13 +135,13 @@ def _health_task(settings: RunSettings, stop: asyncio.Event, probe: ReadyProbe |
     )
 
 
-def _receiver_tasks(settings: RunSettings, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+def _receiver_tasks(settings: RunSettings, stop: asyncio.Event, kube: Kube) -> list[asyncio.Task[None]]:
     """The receiver (server, then its final flush or drain) and the health server, as tasks that
     end when ``stop`` is set."""
     probe: ReadyProbe | None = None
     tasks: list[asyncio.Task[None]] = []
     if settings.receiver is not None:
-        service, probe = _ingest(settings)
+        service, probe = _ingest(settings, kube)
         journal = Journal(settings.journal) if settings.journal is not None else None
         if journal is not None:
             probe = journal_probe(journal)
@@ -146,7 +152,7 @@ def _receiver_tasks(settings: RunSettings, stop: asyncio.Event) -> list[asyncio.
             )
         )
     if settings.health_bind:
-        tasks.append(_health_task(settings, stop, probe))
+        tasks.append(_health_task(settings, stop, probe, kube))
     return tasks
 
 
@@ -156,20 +162,23 @@ async def run_receiver(settings: RunSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    tasks = _receiver_tasks(settings, stop)
+    kube = connect(settings.kubeconfig)
+    tasks = _receiver_tasks(settings, stop, kube)
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stop.set()
         await asyncio.gather(*tasks)
+        await kube.close()
 
 
-def build_registry(settings: RunSettings, service: ReportService | None = None) -> kopf.OperatorRegistry:
+def build_registry(
+    settings: RunSettings, kube: Kube, service: ReportService | None = None
+) -> kopf.OperatorRegistry:
     """The kopf registry with our handlers, login and persistence settings.
 
     ``service`` replaces the configured report service (tests inject one with a fake model).
     """
-    kube = connect(settings.kubeconfig)
     alerts, reports, kb = (
         CustomResources(kube, FALCOALERTS),
         CustomResources(kube, ALERTREPORTS),
@@ -212,13 +221,15 @@ async def run_operator(
     """
     if settings.kubeconfig:
         os.environ["KUBECONFIG"] = settings.kubeconfig
-    registry = build_registry(settings, service)
+    # The operator's and the receiver's API calls get separate connection pools, as before.
+    operator_kube, receiver_kube = connect(settings.kubeconfig), connect(settings.kubeconfig)
+    registry = build_registry(settings, operator_kube, service)
     stop = asyncio.Event()
     # kopf cancels every task created after it starts when it stops; ours must exist before it
     # does, so the receiver can finish in-flight requests and flush repeat counts on shutdown.
-    tasks = _receiver_tasks(settings, stop)
+    tasks = _receiver_tasks(settings, stop, receiver_kube)
     if settings.export_dir:
-        reports = CustomResources(connect(settings.kubeconfig), ALERTREPORTS)
+        reports = CustomResources(operator_kube, ALERTREPORTS)
         namespace = settings.namespaces[0] if len(settings.namespaces) == 1 else None
         tasks.append(
             asyncio.create_task(
@@ -245,6 +256,15 @@ async def run_operator(
     finally:
         stop.set()
         await asyncio.gather(*tasks)
+        await operator_kube.close()
+        await receiver_kube.close()
+
+
+async def _closing(kube: Kube, work: Awaitable[T]) -> T:
+    try:
+        return await work
+    finally:
+        await kube.close()
 
 
 def export_reports(
@@ -257,14 +277,23 @@ def export_reports(
     progress: Callable[[str], None] | None,
 ) -> ExportResult:
     """One export of AlertReports into ``directory``."""
-    reports = CustomResources(connect(kubeconfig), ALERTREPORTS)
-    return export(reports, directory, namespace=namespace, since=since, formats=formats, progress=progress)
+    kube = connect(kubeconfig)
+    reports = CustomResources(kube, ALERTREPORTS)
+    return asyncio.run(
+        _closing(
+            kube,
+            export(reports, directory, namespace=namespace, since=since, formats=formats, progress=progress),
+        )
+    )
 
 
 def suppressions_file(kubeconfig: str | None, *, namespace: str | None) -> str:
     """All accepted false positives as one Falco rules file."""
-    reports = CustomResources(connect(kubeconfig), ALERTREPORTS)
-    accepted = reports.list(namespace, label_selector=f"{LABEL_FALSE_POSITIVE}=true")
+    kube = connect(kubeconfig)
+    reports = CustomResources(kube, ALERTREPORTS)
+    accepted = asyncio.run(
+        _closing(kube, reports.list(namespace, label_selector=f"{LABEL_FALSE_POSITIVE}=true"))
+    )
     snippets = [
         r["status"]["suppression"]["exception"]
         for r in sorted(accepted, key=lambda r: (r["metadata"]["namespace"], r["metadata"]["name"]))

@@ -234,14 +234,14 @@ def journal_probe(journal: Journal) -> ReadyProbe:
     return probe
 
 
-def cached_probe(check: Callable[[], bool], ttl: float = 5.0) -> ReadyProbe:
-    """Run a blocking readiness check at most every ``ttl`` seconds."""
+def cached_probe(check: Callable[[], Awaitable[bool]], ttl: float = 5.0) -> ReadyProbe:
+    """Run a readiness check at most every ``ttl`` seconds."""
     state: dict[str, Any] = {"at": 0.0, "ok": False}
 
     async def probe() -> bool:
         if time.monotonic() - state["at"] > ttl:
             try:
-                state["ok"] = await asyncio.to_thread(check)
+                state["ok"] = await check()
             except Exception:
                 state["ok"] = False
             state["at"] = time.monotonic()

@@ -87,9 +87,9 @@ class IncidentTracker:
         subject, start = self._meta[key]
         return judge_incident(key[1], subject, start, members.values())
 
-    def _listed(self, key: Key) -> list[dict[str, Any]]:
+    async def _listed(self, key: Key) -> list[dict[str, Any]]:
         gone = self._gone.get(key, set())
-        items = self._reports.list(key[0], label_selector=f"{LABEL_INCIDENT}={key[1]}")
+        items = await self._reports.list(key[0], label_selector=f"{LABEL_INCIDENT}={key[1]}")
         return [r for r in items if (r.get("metadata") or {}).get("name") not in gone]
 
     def _schedule(self, key: Key) -> None:
@@ -119,7 +119,7 @@ class IncidentTracker:
         """Re-read the incident's reports and patch those whose block changed; returns the patch count."""
         metrics.INCIDENT_REFRESHES.inc()
         async with self._locks.setdefault(key, asyncio.Lock()):
-            listed = await asyncio.to_thread(self._listed, key)
+            listed = await self._listed(key)
             gone = self._gone.pop(key, set())
             # Members joined here but not yet listed (their create is in flight) stay.
             known = {n: m for n, m in (self._members.get(key) or {}).items() if n not in gone}
@@ -141,7 +141,7 @@ class IncidentTracker:
                 }
             }
             try:
-                await asyncio.to_thread(self._reports.patch, key[0], name, patch)
+                await self._reports.patch(key[0], name, patch)
             except KubeNotFound:
                 continue
             patched += 1
