@@ -170,12 +170,12 @@ class FakeReports:
         self.lists = 0
         self.patches = 0
 
-    def list(self, namespace: str | None = None, *, label_selector: str = "") -> list[dict[str, Any]]:
+    async def list(self, namespace: str | None = None, *, label_selector: str = "") -> list[dict[str, Any]]:
         self.lists += 1
         key, _, value = label_selector.partition("=")
         return [i for i in self.items.values() if i["metadata"]["labels"].get(key) == value]
 
-    def patch(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+    async def patch(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         self.patches += 1
         self.items[name]["spec"] |= patch["spec"]
         return self.items[name]
