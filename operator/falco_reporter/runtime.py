@@ -163,6 +163,7 @@ async def run_receiver(settings: RunSettings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     kube = connect(settings.kubeconfig)
+    await kube.api()  # an unusable kubeconfig fails the start, not the first alert
     tasks = _receiver_tasks(settings, stop, kube)
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -223,6 +224,7 @@ async def run_operator(
         os.environ["KUBECONFIG"] = settings.kubeconfig
     # The operator's and the receiver's API calls get separate connection pools, as before.
     operator_kube, receiver_kube = connect(settings.kubeconfig), connect(settings.kubeconfig)
+    await operator_kube.api()  # an unusable kubeconfig fails the start, not the first alert
     registry = build_registry(settings, operator_kube, service)
     stop = asyncio.Event()
     # kopf cancels every task created after it starts when it stops; ours must exist before it
