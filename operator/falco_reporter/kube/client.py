@@ -67,6 +67,11 @@ class Kube:
             api = self._clients.get(loop)  # another task may have finished first
             if api is None:
                 api = self._clients[loop] = client.ApiClient(cfg)
+                # kubernetes_asyncio sets aiohttp's trust_env, which reads ~/.netrc and the proxy
+                # variables in two default-pool thread hops on every request (a fifth of the
+                # operator's CPU). The synchronous client never read them; a kubeconfig's
+                # proxy-url still applies (it is passed per request).
+                api.rest_client.pool_manager._trust_env = False
         return api
 
     async def request(
