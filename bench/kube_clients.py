@@ -110,12 +110,12 @@ async def kopf_api(kubeconfig: str) -> tuple[Call, Callable[[], Awaitable[None]]
 
     os.environ["KUBECONFIG"] = kubeconfig
     vault = credentials.Vault()
-    info = kopf.login_with_kubeconfig(logger=logging.getLogger("bench"))
+    settings = kopf.OperatorSettings()
+    logger = logging.getLogger("bench")
+    info = kopf.login_with_kubeconfig(logger=logger, settings=settings)
     assert info is not None
     await vault.populate({"bench": info})
     auth.vault_var.set(vault)
-    settings = kopf.OperatorSettings()
-    logger = logging.getLogger("bench")
 
     async def call(method: str, ns: str, tail: str, payload: Obj | None, ctype: str) -> Any:
         response = await kapi.request(
