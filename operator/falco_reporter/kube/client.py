@@ -82,11 +82,12 @@ class Kube:
         *,
         query: list[tuple[str, str]] | None = None,
         content_type: str = JSON,
+        accept: str = JSON,
     ) -> Obj:
         """One API request; the answer as a dict, or a translated KubeError."""
         try:
             api = await self.api()
-            headers = {**api.default_headers, "Accept": JSON, "Content-Type": content_type}
+            headers = {**api.default_headers, "Accept": accept, "Content-Type": content_type}
             await api.update_params_for_auth(headers, [], ["BearerToken"])
             url = f"{api.configuration.host}{path}" + (f"?{urlencode(query)}" if query else "")
             response = await api.rest_client.request(

@@ -10,6 +10,8 @@ from falco_reporter.kube.client import Kube
 from falco_reporter.kube.errors import KubeConflict, KubeNotFound
 
 MERGE_PATCH = "application/merge-patch+json"
+#: Lists of metadata alone (labels, names, timestamps): a fraction of the bytes of whole reports.
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 Obj = dict[str, Any]
 
 
@@ -54,15 +56,18 @@ class CustomResources:
         path = self._path(namespace, name, "status")
         return await self._kube.request("PATCH", path, patch, content_type=MERGE_PATCH)
 
-    async def list(self, namespace: str | None = None, *, label_selector: str = "") -> list[Obj]:
+    async def list(
+        self, namespace: str | None = None, *, label_selector: str = "", metadata_only: bool = False
+    ) -> list[Obj]:
         """All objects in a namespace, or cluster-wide when namespace is None (paginated)."""
+        accept = METADATA_LIST if metadata_only else "application/json"
         items: list[Obj] = []
         token = ""
         while True:
             query = [("limit", "500")]
             query += [("labelSelector", label_selector)] if label_selector else []
             query += [("continue", token)] if token else []
-            page = await self._kube.request("GET", self._path(namespace), query=query)
+            page = await self._kube.request("GET", self._path(namespace), query=query, accept=accept)
             items.extend(page.get("items", []))
             token = page.get("metadata", {}).get("continue") or ""
             if not token:
