@@ -47,7 +47,9 @@ class FakeAPI:
         return namespace in self.namespaces
 
     # --- CustomResources ---
-    async def create(self, namespace: str, body: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+    async def create(
+        self, namespace: str, body: dict[str, Any], *, dry_run: bool = False, answer: bool = True
+    ) -> dict[str, Any]:
         self._check("create")
         await asyncio.sleep(self.create_delay)
         if namespace in self.terminating:
@@ -66,7 +68,7 @@ class FakeAPI:
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
         self.objects[key] = obj
-        return copy.deepcopy(obj)
+        return copy.deepcopy(obj) if answer else {}
 
     async def get(self, namespace: str, name: str) -> dict[str, Any]:
         self._check("get")

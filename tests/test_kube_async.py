@@ -48,6 +48,8 @@ async def test_create_get_patch_and_the_translated_errors(kubeconfig: Path, name
         await alerts.delete(namespace, name)
         await alerts.delete(namespace, name)  # already gone: nothing to do
         assert await alerts.find(namespace, name) is None
+        assert await alerts.create(namespace, body, answer=False) == {}  # stored, answer not decoded
+        assert (await alerts.get(namespace, name))["spec"] == created["spec"]
     finally:
         await kube.close()
 

@@ -83,8 +83,10 @@ class Kube:
         query: list[tuple[str, str]] | None = None,
         content_type: str = JSON,
         accept: str = JSON,
+        answer: bool = True,
     ) -> Obj:
-        """One API request; the answer as a dict, or a translated KubeError."""
+        """One API request; the answer as a dict ({} when ``answer`` is false: not decoded), or a
+        translated KubeError."""
         try:
             api = await self.api()
             headers = {**api.default_headers, "Accept": accept, "Content-Type": content_type}
@@ -100,7 +102,7 @@ class Kube:
             )
         except transport_errors() as exc:
             raise translate(exc) from exc
-        return cast(Obj, json.loads(response.data or b"{}"))
+        return cast(Obj, json.loads(response.data or b"{}")) if answer else {}
 
     async def close(self) -> None:
         """Close this loop's client (its connections)."""

@@ -32,10 +32,13 @@ class CustomResources:
             path += f"/{subresource}"
         return path
 
-    async def create(self, namespace: str, body: Obj, *, dry_run: bool = False) -> Obj:
-        """Create; raises KubeConflict when the name is taken (the idempotent 'already done')."""
+    async def create(self, namespace: str, body: Obj, *, dry_run: bool = False, answer: bool = True) -> Obj:
+        """Create; raises KubeConflict when the name is taken (the idempotent 'already done').
+
+        ``answer=False`` returns {} instead of decoding the stored object (a report's is large).
+        """
         query = [("dryRun", "All")] if dry_run else None
-        return await self._kube.request("POST", self._path(namespace), body, query=query)
+        return await self._kube.request("POST", self._path(namespace), body, query=query, answer=answer)
 
     async def get(self, namespace: str, name: str) -> Obj:
         return await self._kube.request("GET", self._path(namespace, name))

@@ -263,7 +263,7 @@ class IngestService:
         """Create the object; (namespace used, False when it existed already)."""
         body = alert_object(namespace, name, spec, mark=mark)
         try:
-            await self._alerts.create(namespace, body)
+            await self._alerts.create(namespace, body, answer=False)
         except KubeError as exc:
             if isinstance(exc, KubeUnavailable):
                 raise

@@ -160,7 +160,7 @@ class AlertReconciler:
     async def _create_report(self, namespace: str, name: str, uid: str, report: AlertReportSpec) -> bool:
         body = report_object(namespace, name, uid, report)
         try:
-            await self._reports.create(namespace, body)
+            await self._reports.create(namespace, body, answer=False)
         except KubeConflict:
             return False
         return True
