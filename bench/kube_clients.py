@@ -11,7 +11,8 @@ not counted; latency is per request. Clients:
 * ``sync+threads``: the synchronous ``kubernetes`` client's raw call path from
   ``asyncio.to_thread`` (what the kube layer did before);
 * ``kubernetes_asyncio``: our kube layer (``falco_reporter.kube``: its raw JSON request path);
-* ``kr8s``: kr8s's asyncio API (httpx), raw ``call_api`` requests;
+* ``kr8s``: kr8s's asyncio API (httpx), raw ``call_api`` requests (not a project dependency:
+  ``pip install kr8s`` to include it; skipped when missing);
 * ``kopf``: kopf's own aiohttp API access (``kopf._cogs.clients.api``, a private module).
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import logging
 import os
@@ -202,6 +204,9 @@ def main() -> None:
     results: dict[str, Any] = {"loadavg_start": os.getloadavg()}
     for concurrency in (int(c) for c in args.concurrency.split(",")):
         for name in args.clients.split(","):
+            if name == "kr8s" and importlib.util.find_spec("kr8s") is None:
+                print("kr8s is not installed: skipped", flush=True)
+                continue
             result = asyncio.run(run_one(name, args.kubeconfig, args.namespace, args.count, concurrency))
             results[f"{name} c={concurrency}"] = result
             cells = "  ".join(
