@@ -9,8 +9,8 @@ be compared with what the API server does for a client with the same concurrency
 
 * ``--client raw``: aiohttp over HTTPS with keep-alive, one connection per concurrent sender: the
   API server's own rate, with the least client overhead Python can have.
-* ``--client python``: the official ``kubernetes`` client from that many threads, the library the
-  receiver itself uses.
+* ``--client python``: the official synchronous ``kubernetes`` client from that many threads (what
+  the receiver used before its kube layer moved to kubernetes_asyncio).
 
 ``--kind alertreport`` instead creates AlertReports for existing FalcoAlerts (``--owners FILE``:
 JSON list of [namespace, name, uid]) in the built-in writer's shape, to fill the cluster fast.

@@ -21,8 +21,6 @@ from devcluster.net import free_port, probe
 from devcluster.procs import wait_healthy
 from devcluster.reporter import scrape, wait_for
 from falco_reporter import API_GROUP, API_VERSION
-from falco_reporter.kube.client import connect
-from falco_reporter.kube.resources import CustomResources
 
 ROOT = Path(__file__).resolve().parent.parent
 GROUP, VERSION = API_GROUP, API_VERSION
@@ -201,13 +199,13 @@ def delta(after: dict[str, float], before: dict[str, float], key: str) -> float:
 
 
 class Kube:
-    """The bench's cluster access: our kube layer for FalcoAlerts and AlertReports, the client for the rest."""
+    """The bench's cluster access (the synchronous client: the bench's threads are not an event loop)."""
 
     def __init__(self, kubeconfig: str) -> None:
         self.kubeconfig = kubeconfig
-        self._kube = connect(kubeconfig)
-        self.api = self._kube.api
+        self.api = config.new_client_from_config(config_file=kubeconfig)
         self.core = client.CoreV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
 
     def ensure_namespace(self, name: str) -> None:
         try:
@@ -217,13 +215,30 @@ class Kube:
                 raise
 
     def list(self, namespace: str, plural: str) -> list[dict[str, Any]]:
-        return CustomResources(self._kube, plural).list(namespace)
+        items: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            page = self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, limit=500, _continue=token or None
+            )
+            items += page.get("items", [])
+            token = page.get("metadata", {}).get("continue") or ""
+            if not token:
+                return items
 
     def names(self, namespace: str, plural: str) -> set[str]:
         return {o["metadata"]["name"] for o in self.list(namespace, plural)}
 
     def get(self, namespace: str, plural: str, name: str) -> dict[str, Any] | None:
-        return CustomResources(self._kube, plural).find(namespace, name)
+        try:
+            obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return obj
 
     def create_pods(self, namespace: str, names: list[str], image: str, *, replica_set: str = "") -> None:
         """Bare pods, or replicas of one ReplicaSet (one workload, as the answer cache is per workload)."""

@@ -8,9 +8,8 @@ resourceVersion precondition on status patches, status ignored on create; and it
 
 from __future__ import annotations
 
+import asyncio
 import copy
-import threading
-import time
 from collections import Counter
 from typing import Any
 
@@ -36,7 +35,6 @@ class FakeAPI:
         #: Seconds each create takes (a slow API server).
         self.create_delay = 0.0
         self._rv = 0
-        self._lock = threading.Lock()
 
     def _check(self, what: str) -> None:
         self.calls[what] += 1
@@ -44,56 +42,55 @@ class FakeAPI:
             raise KubeUnavailable("API server unreachable: ConnectionRefusedError")
 
     # --- KubeObjects ---
-    def namespace_exists(self, namespace: str) -> bool:
+    async def namespace_exists(self, namespace: str) -> bool:
         self._check("namespace")
         return namespace in self.namespaces
 
     # --- CustomResources ---
-    def create(self, namespace: str, body: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+    async def create(
+        self, namespace: str, body: dict[str, Any], *, dry_run: bool = False, answer: bool = True
+    ) -> dict[str, Any]:
         self._check("create")
-        time.sleep(self.create_delay)
-        with self._lock:
-            if namespace in self.terminating:
-                raise KubeNamespaceTerminating(
-                    f"403 falcoalerts is forbidden: unable to create new content in namespace {namespace} "
-                    "because it is being terminated",
-                    403,
-                )
-            if namespace not in self.namespaces:
-                raise KubeNotFound(f'404 namespaces "{namespace}" not found', 404)
-            key = (namespace, body["metadata"]["name"])
-            if key in self.objects:
-                raise KubeConflict("409 already exists", 409)
-            obj = copy.deepcopy(body)
-            obj.pop("status", None)
-            self._rv += 1
-            obj["metadata"]["resourceVersion"] = str(self._rv)
-            self.objects[key] = obj
-            return copy.deepcopy(obj)
+        await asyncio.sleep(self.create_delay)
+        if namespace in self.terminating:
+            raise KubeNamespaceTerminating(
+                f"403 falcoalerts is forbidden: unable to create new content in namespace {namespace} "
+                "because it is being terminated",
+                403,
+            )
+        if namespace not in self.namespaces:
+            raise KubeNotFound(f'404 namespaces "{namespace}" not found', 404)
+        key = (namespace, body["metadata"]["name"])
+        if key in self.objects:
+            raise KubeConflict("409 already exists", 409)
+        obj = copy.deepcopy(body)
+        obj.pop("status", None)
+        self._rv += 1
+        obj["metadata"]["resourceVersion"] = str(self._rv)
+        self.objects[key] = obj
+        return copy.deepcopy(obj) if answer else {}
 
-    def get(self, namespace: str, name: str) -> dict[str, Any]:
+    async def get(self, namespace: str, name: str) -> dict[str, Any]:
         self._check("get")
-        with self._lock:
-            obj = self.objects.get((namespace, name))
-            if obj is None:
-                raise KubeNotFound(f"404 {name} not found", 404)
-            return copy.deepcopy(obj)
+        obj = self.objects.get((namespace, name))
+        if obj is None:
+            raise KubeNotFound(f"404 {name} not found", 404)
+        return copy.deepcopy(obj)
 
-    def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+    async def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         self._check("patch_status")
         if self.refuse_patches:
             raise KubeInvalid("422 status is invalid", 422)
-        with self._lock:
-            obj = self.objects.get((namespace, name))
-            if obj is None:
-                raise KubeNotFound(f"404 {name} not found", 404)
-            want = patch.get("metadata", {}).get("resourceVersion")
-            if want and want != obj["metadata"]["resourceVersion"]:
-                raise KubeConflict("409 the object has been modified", 409)
-            obj.setdefault("status", {}).update(copy.deepcopy(patch["status"]))
-            self._rv += 1
-            obj["metadata"]["resourceVersion"] = str(self._rv)
-            return copy.deepcopy(obj)
+        obj = self.objects.get((namespace, name))
+        if obj is None:
+            raise KubeNotFound(f"404 {name} not found", 404)
+        want = patch.get("metadata", {}).get("resourceVersion")
+        if want and want != obj["metadata"]["resourceVersion"]:
+            raise KubeConflict("409 the object has been modified", 409)
+        obj.setdefault("status", {}).update(copy.deepcopy(patch["status"]))
+        self._rv += 1
+        obj["metadata"]["resourceVersion"] = str(self._rv)
+        return copy.deepcopy(obj)
 
     # --- test helpers ---
     def delete(self, namespace: str, name: str) -> None:

@@ -10,6 +10,7 @@ from kubernetes import client
 
 from falco_reporter.kube.client import connect
 from falco_reporter.kube.dryrun import ManifestDryRun
+from tests.kube_as import KubeAs
 
 pytestmark = pytest.mark.cluster
 
@@ -26,40 +27,39 @@ spec:
 """
 
 
-def test_valid_manifest_is_accepted_and_nothing_is_created(cluster, namespace, kube_api):
+async def test_valid_manifest_is_accepted_and_nothing_is_created(cluster, namespace, kube_api):
     """A valid NetworkPolicy passes the dry run and is not actually created."""
     check = ManifestDryRun(connect(str(cluster.kubeconfig)))
-    result = check(POLICY.format(ns=namespace, extra=""))
+    result = await check(POLICY.format(ns=namespace, extra=""))
     assert result.ok, result.errors
     assert "server-side dry run: NetworkPolicy isolate-web accepted" in result.checks
     assert result.summary() == "manifest: ok (server-side dry run)"
     assert client.NetworkingV1Api(kube_api).list_namespaced_network_policy(namespace).items == []
 
 
-def test_unknown_field_is_rejected_by_the_server(cluster, namespace):
+async def test_unknown_field_is_rejected_by_the_server(cluster, namespace):
     """Strict field validation on the server rejects a field that does not exist."""
     check = ManifestDryRun(connect(str(cluster.kubeconfig)))
-    result = check(POLICY.format(ns=namespace, extra="ingressRules: []"))
+    result = await check(POLICY.format(ns=namespace, extra="ingressRules: []"))
     assert not result.ok
     assert "ingressRules" in result.errors[0]
 
 
-def test_unreachable_server_degrades_to_structural_check(tmp_path, cluster):
+async def test_unreachable_server_degrades_to_structural_check(tmp_path, cluster):
     """When the API server is down, the manifest keeps its offline check and says so."""
     dead = tmp_path / "kubeconfig"
     text = Path(cluster.kubeconfig).read_text()
     dead.write_text(re.sub(r"server: https://127\.0\.0\.1:\d+", "server: https://127.0.0.1:9", text))
-    result = ManifestDryRun(connect(str(dead)))(POLICY.format(ns="default", extra=""))
+    result = await ManifestDryRun(connect(str(dead)))(POLICY.format(ns="default", extra=""))
     assert result.ok
     assert "structural check only" in result.checks[0]
     assert result.summary().startswith("manifest: not validated: API server unreachable")
 
 
-def test_forbidden_dry_run_is_not_validated(cluster, namespace):
+async def test_forbidden_dry_run_is_not_validated(cluster, namespace):
     """An identity without create rights gets 403 from the dry run: the result keeps no error but says 'not validated'."""
-    kube = connect(str(cluster.kubeconfig))
-    kube.api.set_default_header("Impersonate-User", "nobody-without-rights")
-    result = ManifestDryRun(kube)(POLICY.format(ns=namespace, extra=""))
+    kube = KubeAs(cluster.kubeconfig, "nobody-without-rights")
+    result = await ManifestDryRun(kube)(POLICY.format(ns=namespace, extra=""))
     assert result.ok and result.unverified
     assert "not permitted for our identity" in result.checks[0]
     assert result.summary() == (

@@ -35,7 +35,7 @@ def _pod(image_id: str) -> dict[str, object]:
         ("", ""),
     ],
 )
-def test_image_digest_from_image_id(image_id, digest):
+async def test_image_digest_from_image_id(image_id, digest):
     """A registry digest or a bare config digest becomes imageDigest; anything else leaves it empty."""
     alert = normalise(
         {
@@ -46,5 +46,5 @@ def test_image_digest_from_image_id(image_id, digest):
             "output_fields": {"k8s.ns.name": "shop", "k8s.pod.name": "web", "container.id": "ababababab"},
         }
     )
-    container = enrich(alert, StaticObjects([_pod(image_id)])).container
+    container = (await enrich(alert, StaticObjects([_pod(image_id)]))).container
     assert (container.image_id, container.image_digest) == (image_id, digest)

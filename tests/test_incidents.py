@@ -170,12 +170,19 @@ class FakeReports:
         self.lists = 0
         self.patches = 0
 
-    def list(self, namespace: str | None = None, *, label_selector: str = "") -> list[dict[str, Any]]:
+    async def list(
+        self, namespace: str | None = None, *, label_selector: str = "", metadata_only: bool = False
+    ) -> list[dict[str, Any]]:
         self.lists += 1
-        key, _, value = label_selector.partition("=")
-        return [i for i in self.items.values() if i["metadata"]["labels"].get(key) == value]
+        key, equals, value = label_selector.partition("=")  # "key=value", or "key": it exists
+        found = [
+            i
+            for i in self.items.values()
+            if (i["metadata"]["labels"].get(key) == value if equals else key in i["metadata"]["labels"])
+        ]
+        return [{"metadata": i["metadata"]} for i in found] if metadata_only else found
 
-    def patch(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+    async def patch(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         self.patches += 1
         self.items[name]["spec"] |= patch["spec"]
         return self.items[name]
@@ -236,6 +243,32 @@ async def test_forgetting_a_deleted_alert_retells_its_incident() -> None:
     for task in list(tracker._pending.values()):
         await task
     assert [e["alert"] for e in fake.items["a0"]["spec"]["incident"]["timeline"]] == ["a0"]
+
+
+async def test_new_pods_after_a_start_cost_one_listing_not_one_each() -> None:
+    """200 alerts of new pods in windows begun before the start are read back with one metadata listing."""
+    fake = FakeReports()
+    earlier = _report("r", "Execution", "2026-11-20T09:00:00Z")
+    tracker = IncidentTracker(fake, window=1800, settle=0.01)  # type: ignore[arg-type]
+    old_id = tracker.key("shop", "pod/shop/old", "2026-11-20T09:00:00Z")[0][1]
+    fake.items["old-0"] = {
+        "metadata": {
+            "name": "old-0",
+            "labels": {LABEL_INCIDENT: old_id},
+            "creationTimestamp": "2026-11-20T09:00:01Z",
+        },
+        "spec": earlier.model_copy(update={"incident": None}).model_dump(by_alias=True, mode="json"),
+    }
+    for i in range(200):
+        await tracker.join(
+            "shop", f"pod/shop/web-{i}", f"a-{i}", _report("r", "Execution", "2026-11-20T09:00:00Z")
+        )
+    await tracker.join("shop", "pod/shop/old", "old-1", _report("r", "Persistence", "2026-11-20T09:05:00Z"))
+    for task in list(tracker._pending.values()):
+        await task
+    # One metadata listing for the namespace, then a read-back of the one incident that had a member.
+    assert fake.lists == 2
+    assert [e["alert"] for e in fake.items["old-0"]["spec"]["incident"]["timeline"]] == ["old-0", "old-1"]
 
 
 # --- on the real control plane --------------------------------------------------------------------

@@ -174,7 +174,7 @@ def test_snippets_use_only_values_an_audit_event_gives(kb: KnowledgeBase) -> Non
 
 
 @pytest.mark.cluster
-def test_manifests_pass_a_server_side_dry_run(kb: KnowledgeBase, cluster: Any, namespace: str) -> None:
+async def test_manifests_pass_a_server_side_dry_run(kb: KnowledgeBase, cluster: Any, namespace: str) -> None:
     """Every k8saudit manifest, filled for a real namespace, is accepted by the API server's dry run."""
     check = ManifestDryRun(connect(str(cluster.kubeconfig)))
     manifests = [
@@ -187,7 +187,7 @@ def test_manifests_pass_a_server_side_dry_run(kb: KnowledgeBase, cluster: Any, n
     rejected = []
     for name, title, text in manifests:
         assert text is not None, (name, title)
-        result = check(text)
+        result = await check(text)
         if not result.ok or not any(c.startswith("server-side dry run") for c in result.checks):
             rejected.append((name, title, result.errors, result.checks))
     assert rejected == []

@@ -62,7 +62,7 @@ async def test_real_small_model_writes_a_valid_report_or_a_reasoned_fallback(
     kube = connect(str(cluster.kubeconfig))
     alerts, reports = CustomResources(kube, FALCOALERTS), CustomResources(kube, ALERTREPORTS)
     name = object_name(alert)
-    created = alerts.create(namespace, alert_object(namespace, name, alert))
+    created = await alerts.create(namespace, alert_object(namespace, name, alert))
     reconciler = AlertReconciler(alerts, reports, KubeObjects(kube), service)
     outcome = await reconciler.reconcile(
         namespace=namespace,
@@ -75,7 +75,7 @@ async def test_real_small_model_writes_a_valid_report_or_a_reasoned_fallback(
     finished = time.monotonic()
     assert outcome.created
     # What the API server stored (validated there against the CRD schema) is what we check.
-    stored = reports.get(namespace, name)
+    stored = await reports.get(namespace, name)
     spec = AlertReportSpec.model_validate(stored["spec"])
     assert stored["metadata"]["ownerReferences"][0]["uid"] == created["metadata"]["uid"]
     assert spec.rule == "Terminal shell in container"

@@ -35,6 +35,7 @@ from falco_reporter.models.resources import ALERTREPORTS, FALCOALERTS
 from falco_reporter.receiver.ingest import IngestConfig, IngestService
 from falco_reporter.reconciler.service import AlertReconciler
 from falco_reporter.reporting.service import ReportService
+from tests.kube_as import KubeAs
 from tests.operator_proc import FalcoReporterProcess, post, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -180,7 +181,7 @@ def run_pipeline(kube: Kube, ns: str, pod: str) -> dict[str, Any]:
         first = await ingest.ingest(spec)  # placement check (get namespace) + create
         await ingest.ingest(spec)  # a repeat: merged in memory
         await ingest.flush()  # get + status patch (occurrences)
-        alert = alerts.get(first.namespace, first.name)
+        alert = await alerts.get(first.namespace, first.name)
         reconciler = AlertReconciler(alerts, reports, objects, ReportService(load_knowledge()))
         outcome = await reconciler.reconcile(
             namespace=first.namespace,
@@ -191,24 +192,30 @@ def run_pipeline(kube: Kube, ns: str, pod: str) -> dict[str, Any]:
             status=alert.get("status") or {},
         )
         # What kopf writes afterwards: the alert's status (subresource) and progress annotations.
-        alerts.patch_status(
+        await alerts.patch_status(
             first.namespace, first.name, {"status": {"reportRef": {"name": outcome.report_name}}}
         )
-        alerts.patch(
+        await alerts.patch(
             first.namespace, first.name, {"metadata": {"annotations": {"falcoreporter.io/test": "done"}}}
         )
-        reports.patch(
+        await reports.patch(
             first.namespace, first.name, {"metadata": {"annotations": {"falcoreporter.io/test": "done"}}}
         )
-        reports.patch_status(first.namespace, first.name, {"status": {"observedGeneration": 1}})
+        await reports.patch_status(first.namespace, first.name, {"status": {"observedGeneration": 1}})
         return {
             "result": first,
             "ingest": ingest.stats,
             "outcome": outcome,
-            "alert": alerts.get(ns, first.name),
+            "alert": await alerts.get(ns, first.name),
         }
 
-    return asyncio.run(go())
+    async def closing() -> dict[str, Any]:
+        try:
+            return await go()
+        finally:
+            await kube.close()
+
+    return asyncio.run(closing())
 
 
 # --- install -------------------------------------------------------------------------------------
@@ -256,7 +263,7 @@ def test_operator_service_account_can_run_the_whole_code_path(install, cluster, 
     pod = make_workload(kube_api, namespace)
     api = as_user(cluster.kubeconfig, release.operator_user)
     try:
-        done = run_pipeline(Kube(api=api), namespace, pod)
+        done = run_pipeline(KubeAs(cluster.kubeconfig, release.operator_user), namespace, pod)
         assert done["result"].namespace == namespace
         assert done["result"].created
         assert done["ingest"].flushed_patches == 1
@@ -397,7 +404,7 @@ def test_separate_receiver_service_account_can_only_ingest(install, cluster, kub
     pod = make_workload(kube_api, namespace)
     api = as_user(cluster.kubeconfig, release.receiver_user)
     try:
-        kube = Kube(api=api)
+        kube = KubeAs(cluster.kubeconfig, release.receiver_user)
         spec = normalise(parse_alert_body(json.dumps(alert_json(namespace, pod)).encode()))
 
         async def go():
@@ -409,6 +416,7 @@ def test_separate_receiver_service_account_can_only_ingest(install, cluster, kub
             result = await ingest.ingest(spec)
             await ingest.ingest(spec)
             await ingest.flush()
+            await kube.close()
             return result, ingest.stats
 
         result, stats = asyncio.run(go())
@@ -445,7 +453,7 @@ def test_namespaced_install_confines_the_operator(install, cluster, kube_api, na
         make_workload(kube_api, other)
         api = as_user(cluster.kubeconfig, release.operator_user)
         try:
-            done = run_pipeline(Kube(api=api), watched, pod)
+            done = run_pipeline(KubeAs(cluster.kubeconfig, release.operator_user), watched, pod)
             assert done["outcome"].created
             assert done["outcome"].enrichment.pod_found
             custom, sa_core = client.CustomObjectsApi(api), client.CoreV1Api(api)
@@ -496,7 +504,7 @@ def _aggregated_into_view(kube_api: client.ApiClient, timeout: float = 10.0) -> 
 def test_view_binding_reads_reports_in_its_namespace_only(install, cluster, kube_api, namespace):
     """A user bound to `view` in namespace A lists AlertReports there, is refused in B, and cannot review."""
     release = install()
-    run_pipeline(Kube(api=kube_api), namespace, make_workload(kube_api, namespace))
+    run_pipeline(Kube(str(cluster.kubeconfig)), namespace, make_workload(kube_api, namespace))
     other = create_namespace(kube_api, "other")
     # The dev cluster runs the clusterrole-aggregation controller, so the built-in view role must
     # have picked up our aggregated rules: bind exactly what a cluster admin would bind.
@@ -537,7 +545,7 @@ def test_view_binding_reads_reports_in_its_namespace_only(install, cluster, kube
 def test_edit_role_allows_reviewing_a_report(install, cluster, kube_api, namespace):
     """A user bound to the chart's edit role may patch spec.review of an AlertReport, but not delete it."""
     release = install()
-    run_pipeline(Kube(api=kube_api), namespace, make_workload(kube_api, namespace))
+    run_pipeline(Kube(str(cluster.kubeconfig)), namespace, make_workload(kube_api, namespace))
     client.RbacAuthorizationV1Api(kube_api).create_namespaced_role_binding(namespace, {
         "metadata": {"name": "bob-edit"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": f"{release.fullname}-edit"},

@@ -486,15 +486,15 @@ ISSUE_14_MITIGATIONS = [
 ]
 
 
-def test_issue_14_mitigations_are_dropped_by_assemble(kb: KnowledgeBase) -> None:
+async def test_issue_14_mitigations_are_dropped_by_assemble(kb: KnowledgeBase) -> None:
     """A draft carrying issue 14's cluster-admin binding, privileged namespace and curl|bash keeps only the curated mitigations."""
     service = ReportService(kb)
     ctx = service.context(real_alert(), Enrichment(), name="a", namespace="shop", occurrences=Occurrences())
     draft = BuiltinWriter().write_sync(ctx)
-    curated = [m.title for m in service.assemble(ctx, draft).mitigations]
+    curated = [m.title for m in (await service.assemble(ctx, draft)).mitigations]
     assert curated
     evil = dataclasses.replace(draft, mitigations=[*draft.mitigations, *ISSUE_14_MITIGATIONS])
-    spec = service.assemble(ctx, evil)
+    spec = await service.assemble(ctx, evil)
     assert [m.title for m in spec.mitigations] == curated
     for m in ISSUE_14_MITIGATIONS:
         assert m.title not in spec.markdown
@@ -509,7 +509,7 @@ class _Check:
         self.result = result
         self.calls = 0
 
-    def __call__(self, text: str) -> ValidationResult:
+    async def __call__(self, text: str) -> ValidationResult:
         self.calls += 1
         return self.result
 
@@ -521,7 +521,7 @@ class _Check:
         "API server unreachable for the dry run of NetworkPolicy x; structural check only",
     ],
 )
-def test_a_forbidden_or_failed_dry_run_is_not_validated(kb: KnowledgeBase, unverified: str) -> None:
+async def test_a_forbidden_or_failed_dry_run_is_not_validated(kb: KnowledgeBase, unverified: str) -> None:
     """A manifest whose dry run was forbidden or could not run is kept but labelled 'not validated', never ok."""
     check = _Check(
         ValidationResult(
@@ -534,7 +534,7 @@ def test_a_forbidden_or_failed_dry_run_is_not_validated(kb: KnowledgeBase, unver
     baseline = _evil(
         "Enforce the baseline level", "kubernetes-manifest", "yaml", dict(ALLOWED)["namespace-baseline"]
     )
-    spec = service.assemble(ctx, dataclasses.replace(draft, mitigations=[*draft.mitigations, baseline]))
+    spec = await service.assemble(ctx, dataclasses.replace(draft, mitigations=[*draft.mitigations, baseline]))
     manifests = [m for m in spec.mitigations if m.kind == "kubernetes-manifest"]
     assert manifests and check.calls == len(manifests)
     for m in manifests:
@@ -550,22 +550,22 @@ class _ForbiddenDryRun(ManifestDryRun):
         super().__init__(kube=None)  # type: ignore[arg-type]
         self.error = error
 
-    def _dry_create(self, doc: dict[str, Any]) -> None:
+    async def _dry_create(self, doc: dict[str, Any]) -> None:
         raise self.error
 
 
 @pytest.mark.parametrize(
     "error", [KubeForbidden("forbidden"), KubeUnavailable("connection refused")], ids=["403", "unreachable"]
 )
-def test_dry_run_result_without_a_server_answer_is_unverified(error: Exception) -> None:
+async def test_dry_run_result_without_a_server_answer_is_unverified(error: Exception) -> None:
     """ManifestDryRun reports a 403 or an unreachable server as unverified, so its summary never says ok."""
-    result = _ForbiddenDryRun(error)("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
+    result = await _ForbiddenDryRun(error)("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
     assert result.ok and result.unverified
     assert result.summary().startswith("manifest: not validated: ")
 
 
 @pytest.mark.parametrize("path", REAL_SAMPLES, ids=lambda p: p.name)
-def test_builtin_mitigations_for_real_alerts_pass_the_policy(path: Path, kb: KnowledgeBase) -> None:
+async def test_builtin_mitigations_for_real_alerts_pass_the_policy(path: Path, kb: KnowledgeBase) -> None:
     """The built-in writer's mitigations for each real captured alert, placeholders filled, pass the policy."""
     service = ReportService(kb)
     alert = normalise(parse_alert_body(path.read_bytes()))
@@ -574,7 +574,7 @@ def test_builtin_mitigations_for_real_alerts_pass_the_policy(path: Path, kb: Kno
     for m in draft.mitigations:
         result = check_mitigation(m.kind, m.language, m.snippet, title=m.title, description=m.description)
         assert result.ok, (m.title, result.errors)
-    assert len(service.assemble(ctx, draft).mitigations) == len(draft.mitigations)
+    assert len((await service.assemble(ctx, draft)).mitigations) == len(draft.mitigations)
 
 
 async def test_model_written_privilege_widening_never_reaches_the_report(kb: KnowledgeBase) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from falco_reporter.enrichment.service import enrich
@@ -23,26 +24,8 @@ def render_alerts(
 ) -> list[dict[str, Any]]:
     """The AlertReports the operator would write for these alerts, correlated into incidents, in
     time order; raises ValueError on bad input."""
-    source = StaticObjects(objects)
-    service = ReportService(load_knowledge())
-    written: list[tuple[str, str, AlertReportSpec, str]] = []
-    for body in bodies:
-        spec = normalise(parse_alert_body(body))
-        namespace = (
-            spec.subject.namespace
-            if spec.subject.namespace and source.namespace_exists(spec.subject.namespace)
-            else default_namespace
-        )
-        name = object_name(spec)
-        enrichment = enrich(spec, source)
-        ctx = service.context(
-            spec,
-            enrichment,
-            name=name,
-            namespace=namespace,
-            occurrences=Occurrences(count=1, first_seen=spec.time, last_seen=spec.time),
-        )
-        written.append((namespace, name, service.write_builtin(ctx), subject_of(spec, enrichment)))
+    # Enrichment awaits its object source (the operator's is the API server): one loop for all.
+    written = asyncio.run(_render(bodies, StaticObjects(objects), default_namespace))
     incidents = (
         correlate([(name, report, subject) for _, name, report, subject in written], window) if window else {}
     )
@@ -51,6 +34,31 @@ def render_alerts(
         report_object(namespace, name, "", with_incident(report, incidents.get(name)) if window else report)
         for namespace, name, report, _ in written
     ]
+
+
+async def _render(
+    bodies: list[bytes], source: StaticObjects, default_namespace: str
+) -> list[tuple[str, str, AlertReportSpec, str]]:
+    service = ReportService(load_knowledge())
+    written: list[tuple[str, str, AlertReportSpec, str]] = []
+    for body in bodies:
+        spec = normalise(parse_alert_body(body))
+        namespace = (
+            spec.subject.namespace
+            if spec.subject.namespace and await source.namespace_exists(spec.subject.namespace)
+            else default_namespace
+        )
+        name = object_name(spec)
+        enrichment = await enrich(spec, source)
+        ctx = service.context(
+            spec,
+            enrichment,
+            name=name,
+            namespace=namespace,
+            occurrences=Occurrences(count=1, first_seen=spec.time, last_seen=spec.time),
+        )
+        written.append((namespace, name, service.write_builtin(ctx), subject_of(spec, enrichment)))
+    return written
 
 
 def render_alert(

@@ -7,11 +7,11 @@ import dataclasses
 import logging
 import os
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import kopf
 
@@ -19,7 +19,7 @@ from falco_reporter.exporting.files import ExportResult
 from falco_reporter.exporting.service import export, run_continuous
 from falco_reporter.knowledge.base import KnowledgeBase
 from falco_reporter.knowledge.base import load as load_knowledge
-from falco_reporter.kube.client import connect
+from falco_reporter.kube.client import Kube, connect
 from falco_reporter.kube.dryrun import ManifestDryRun
 from falco_reporter.kube.errors import KubeError
 from falco_reporter.kube.objects import KubeObjects
@@ -54,6 +54,7 @@ from falco_reporter.reporting.suppression import merge_rules_file
 from falco_reporter.settings import DEFAULTS, Settings, host_port
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -161,9 +162,9 @@ def ready_probe(objects: KubeObjects, settings: RunSettings) -> ReadyProbe:
     """Ready while the API server answers: a namespace lookup that returns at all (found, missing
     or forbidden) proves it; unreachable, a 5xx or refused credentials (KubeError) do not."""
 
-    def api_server_answers() -> bool:
+    async def api_server_answers() -> bool:
         try:
-            objects.namespace_exists(settings.fallback_namespace)
+            await objects.namespace_exists(settings.fallback_namespace)
         except KubeError as exc:
             log.warning("not ready: %s", exc)
             return False
@@ -172,8 +173,7 @@ def ready_probe(objects: KubeObjects, settings: RunSettings) -> ReadyProbe:
     return cached_probe(api_server_answers)
 
 
-def _ingest(settings: RunSettings) -> tuple[IngestService, ReadyProbe]:
-    kube = connect(settings.kubeconfig)
+def _ingest(settings: RunSettings, kube: Kube) -> tuple[IngestService, ReadyProbe]:
     objects = KubeObjects(kube, namespaces=settings.namespaces)
     service = IngestService(
         CustomResources(kube, FALCOALERTS),
@@ -187,11 +187,13 @@ def _ingest(settings: RunSettings) -> tuple[IngestService, ReadyProbe]:
     return service, ready_probe(objects, settings)
 
 
-def _health_task(settings: RunSettings, stop: asyncio.Event, probe: ReadyProbe | None) -> asyncio.Task[None]:
+def _health_task(
+    settings: RunSettings, stop: asyncio.Event, probe: ReadyProbe | None, kube: Kube
+) -> asyncio.Task[None]:
     """The plain-HTTP probe and metrics server of ``--health-bind``."""
     host, port = host_port(settings.health_bind)
     if probe is None:
-        probe = ready_probe(KubeObjects(connect(settings.kubeconfig), settings.namespaces), settings)
+        probe = ready_probe(KubeObjects(kube, settings.namespaces), settings)
     where = ReceiverSettings(host=host, port=port)
     metrics_token = settings.receiver.metrics_token_file if settings.receiver else ""
     return asyncio.create_task(
@@ -200,13 +202,13 @@ def _health_task(settings: RunSettings, stop: asyncio.Event, probe: ReadyProbe |
     )
 
 
-def _receiver_tasks(settings: RunSettings, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+def _receiver_tasks(settings: RunSettings, stop: asyncio.Event, kube: Kube) -> list[asyncio.Task[None]]:
     """The receiver (server, then its final flush or drain) and the health server, as tasks that
     end when ``stop`` is set."""
     probe: ReadyProbe | None = None
     tasks: list[asyncio.Task[None]] = []
     if settings.receiver is not None:
-        service, probe = _ingest(settings)
+        service, probe = _ingest(settings, kube)
         journal = Journal(settings.journal) if settings.journal is not None else None
         if journal is not None:
             probe = journal_probe(journal)
@@ -217,7 +219,7 @@ def _receiver_tasks(settings: RunSettings, stop: asyncio.Event) -> list[asyncio.
             )
         )
     if settings.health_bind:
-        tasks.append(_health_task(settings, stop, probe))
+        tasks.append(_health_task(settings, stop, probe, kube))
     return tasks
 
 
@@ -227,20 +229,24 @@ async def run_receiver(settings: RunSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    tasks = _receiver_tasks(settings, stop)
+    kube = connect(settings.kubeconfig)
+    await kube.api()  # an unusable kubeconfig fails the start, not the first alert
+    tasks = _receiver_tasks(settings, stop, kube)
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stop.set()
         await asyncio.gather(*tasks)
+        await kube.close()
 
 
-def build_registry(settings: RunSettings, service: ReportService | None = None) -> kopf.OperatorRegistry:
+def build_registry(
+    settings: RunSettings, kube: Kube, service: ReportService | None = None
+) -> kopf.OperatorRegistry:
     """The kopf registry with our handlers, login and persistence settings.
 
     ``service`` replaces the configured report service (tests inject one with a fake model).
     """
-    kube = connect(settings.kubeconfig)
     alerts, reports, kb = (
         CustomResources(kube, FALCOALERTS),
         CustomResources(kube, ALERTREPORTS),
@@ -296,13 +302,16 @@ async def run_operator(
     """
     if settings.kubeconfig:
         os.environ["KUBECONFIG"] = settings.kubeconfig
-    registry = build_registry(settings, service)
+    # The operator's and the receiver's API calls get separate connection pools, as before.
+    operator_kube, receiver_kube = connect(settings.kubeconfig), connect(settings.kubeconfig)
+    await operator_kube.api()  # an unusable kubeconfig fails the start, not the first alert
+    registry = build_registry(settings, operator_kube, service)
     stop = asyncio.Event()
     # kopf cancels every task created after it starts when it stops; ours must exist before it
     # does, so the receiver can finish in-flight requests and flush repeat counts on shutdown.
-    tasks = _receiver_tasks(settings, stop)
+    tasks = _receiver_tasks(settings, stop, receiver_kube)
     if settings.export_dir:
-        reports = CustomResources(connect(settings.kubeconfig), ALERTREPORTS)
+        reports = CustomResources(operator_kube, ALERTREPORTS)
         namespace = settings.namespaces[0] if len(settings.namespaces) == 1 else None
         tasks.append(
             asyncio.create_task(
@@ -329,6 +338,15 @@ async def run_operator(
     finally:
         stop.set()
         await asyncio.gather(*tasks)
+        await operator_kube.close()
+        await receiver_kube.close()
+
+
+async def _closing(kube: Kube, work: Awaitable[T]) -> T:
+    try:
+        return await work
+    finally:
+        await kube.close()
 
 
 def export_reports(
@@ -341,14 +359,23 @@ def export_reports(
     progress: Callable[[str], None] | None,
 ) -> ExportResult:
     """One export of AlertReports into ``directory``."""
-    reports = CustomResources(connect(kubeconfig), ALERTREPORTS)
-    return export(reports, directory, namespace=namespace, since=since, formats=formats, progress=progress)
+    kube = connect(kubeconfig)
+    reports = CustomResources(kube, ALERTREPORTS)
+    return asyncio.run(
+        _closing(
+            kube,
+            export(reports, directory, namespace=namespace, since=since, formats=formats, progress=progress),
+        )
+    )
 
 
 def suppressions_file(kubeconfig: str | None, *, namespace: str | None) -> str:
     """All accepted false positives as one Falco rules file."""
-    reports = CustomResources(connect(kubeconfig), ALERTREPORTS)
-    accepted = reports.list(namespace, label_selector=f"{LABEL_FALSE_POSITIVE}=true")
+    kube = connect(kubeconfig)
+    reports = CustomResources(kube, ALERTREPORTS)
+    accepted = asyncio.run(
+        _closing(kube, reports.list(namespace, label_selector=f"{LABEL_FALSE_POSITIVE}=true"))
+    )
     ordered = sorted(accepted, key=lambda r: (r["metadata"]["namespace"], r["metadata"]["name"]))
     suppressions = [accepted_suppression(r) for r in ordered if accepted_false_positive(r)]
     return merge_rules_file([s.exception for s in suppressions if s is not None and s.exception])

@@ -17,19 +17,19 @@ from falco_reporter.models.falco import FalcoAlertSpec
 MAX_OWNER_DEPTH = 5
 
 
-def enrich(spec: FalcoAlertSpec, source: ObjectSource) -> Enrichment:
+async def enrich(spec: FalcoAlertSpec, source: ObjectSource) -> Enrichment:
     """Look up the alert's pod and its context. Missing objects are recorded, never raised."""
     subject = spec.subject
     result = Enrichment(namespace=subject.namespace, pod=subject.pod)
     pod: Obj | None = None
     if subject.namespace and subject.pod:
         result.scope = "kubernetes"
-        pod = source.pod(subject.namespace, subject.pod)
+        pod = await source.pod(subject.namespace, subject.pod)
         if pod is None:
             result.missing.append(f"Pod {subject.namespace}/{subject.pod}")
             result.notes.append("The pod named by the alert no longer exists (or was never visible to us).")
     elif subject.container_id and subject.container_id != "host":
-        pod = _pod_by_container(source, subject.container_id, spec.hostname or None)
+        pod = await _pod_by_container(source, subject.container_id, spec.hostname or None)
         if pod is None:
             result.scope = "container"
             result.notes.append(
@@ -41,21 +41,21 @@ def enrich(spec: FalcoAlertSpec, source: ObjectSource) -> Enrichment:
     else:
         result.scope = "host" if spec.source in ("syscall", "") else spec.source
     if pod is None:
-        _node_from_hostname(result, spec, source)
+        await _node_from_hostname(result, spec, source)
         result.container = ContainerInfo(
             name=subject.container_name, image=subject.image, container_id=subject.container_id
         )
         return result
     _from_pod(result, pod, subject.container_id, subject.container_name)
-    _owners(result, pod, source)
-    _service_account(result, pod, source)
+    await _owners(result, pod, source)
+    await _service_account(result, pod, source)
     return result
 
 
-def _node_from_hostname(result: Enrichment, spec: FalcoAlertSpec, source: ObjectSource) -> None:
+async def _node_from_hostname(result: Enrichment, spec: FalcoAlertSpec, source: ObjectSource) -> None:
     # Falco's hostname is whatever its container was called (a container id, a pod name), so it
     # names a node only when a Node of that name exists; audit events come from the API server.
-    if spec.source in ("syscall", "") and spec.hostname and source.node_exists(spec.hostname):
+    if spec.source in ("syscall", "") and spec.hostname and await source.node_exists(spec.hostname):
         result.node = spec.hostname
 
 
@@ -63,11 +63,11 @@ def _short(container_id: str) -> str:
     return container_id.split("://", 1)[-1]
 
 
-def _pod_by_container(source: ObjectSource, container_id: str, node: str | None) -> Obj | None:
+async def _pod_by_container(source: ObjectSource, container_id: str, node: str | None) -> Obj | None:
     wanted = _short(container_id)
-    candidates = source.pods(node=node) if node else []
+    candidates = await source.pods(node=node) if node else []
     if not candidates:
-        candidates = source.pods()
+        candidates = await source.pods()
     for pod in candidates:
         for status in _statuses(pod):
             if _short(str(status.get("containerID", ""))).startswith(wanted):
@@ -173,7 +173,7 @@ def _controller(obj: Obj) -> Obj | None:
     return next((r for r in refs if r.get("controller")), refs[0] if refs else None)
 
 
-def _owners(result: Enrichment, pod: Obj, source: ObjectSource) -> None:
+async def _owners(result: Enrichment, pod: Obj, source: ObjectSource) -> None:
     namespace = result.namespace
     current: Obj | None = pod
     top = WorkloadRef(kind="Pod", name=result.pod)
@@ -182,7 +182,7 @@ def _owners(result: Enrichment, pod: Obj, source: ObjectSource) -> None:
         if ref is None:
             break
         kind, name = str(ref.get("kind", "")), str(ref.get("name", ""))
-        current = source.owner(kind, namespace, name)
+        current = await source.owner(kind, namespace, name)
         result.owner_chain.append(OwnerLink(kind=kind, name=name, found=current is not None))
         top = WorkloadRef(kind=kind, name=name, **_workload_facts(current))
         if current is None:
@@ -200,13 +200,13 @@ def _workload_facts(owner: Obj | None) -> dict[str, Any]:
     }
 
 
-def _service_account(result: Enrichment, pod: Obj, source: ObjectSource) -> None:
+async def _service_account(result: Enrichment, pod: Obj, source: ObjectSource) -> None:
     spec = pod.get("spec") or {}
     name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
     result.service_account = name
     automount = spec.get("automountServiceAccountToken")
     if automount is None:
-        account = source.service_account(result.namespace, name)
+        account = await source.service_account(result.namespace, name)
         if account is None:
             result.missing.append(f"ServiceAccount {result.namespace}/{name}")
         else:

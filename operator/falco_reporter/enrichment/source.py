@@ -9,19 +9,19 @@ Obj = dict[str, Any]
 
 
 class ObjectSource(Protocol):
-    """Read-only lookups enrichment needs; missing objects are None, never errors."""
+    """Read-only lookups enrichment needs (awaited); missing objects are None, never errors."""
 
-    def pod(self, namespace: str, name: str) -> Obj | None: ...
+    async def pod(self, namespace: str, name: str) -> Obj | None: ...
 
-    def pods(self, namespace: str | None = None, node: str | None = None) -> list[Obj]: ...
+    async def pods(self, namespace: str | None = None, node: str | None = None) -> list[Obj]: ...
 
-    def owner(self, kind: str, namespace: str, name: str) -> Obj | None: ...
+    async def owner(self, kind: str, namespace: str, name: str) -> Obj | None: ...
 
-    def service_account(self, namespace: str, name: str) -> Obj | None: ...
+    async def service_account(self, namespace: str, name: str) -> Obj | None: ...
 
-    def namespace_exists(self, name: str) -> bool: ...
+    async def namespace_exists(self, name: str) -> bool: ...
 
-    def node_exists(self, name: str) -> bool: ...
+    async def node_exists(self, name: str) -> bool: ...
 
 
 class StaticObjects:
@@ -52,10 +52,10 @@ class StaticObjects:
         elif namespace:
             self._namespaces.add(namespace)
 
-    def pod(self, namespace: str, name: str) -> Obj | None:
+    async def pod(self, namespace: str, name: str) -> Obj | None:
         return self._by_key.get(("Pod", namespace, name))
 
-    def pods(self, namespace: str | None = None, node: str | None = None) -> list[Obj]:
+    async def pods(self, namespace: str | None = None, node: str | None = None) -> list[Obj]:
         return [
             o
             for (kind, ns, _), o in sorted(self._by_key.items())
@@ -64,14 +64,14 @@ class StaticObjects:
             and (node is None or (o.get("spec") or {}).get("nodeName") == node)
         ]
 
-    def owner(self, kind: str, namespace: str, name: str) -> Obj | None:
+    async def owner(self, kind: str, namespace: str, name: str) -> Obj | None:
         return self._by_key.get((kind, namespace, name))
 
-    def service_account(self, namespace: str, name: str) -> Obj | None:
+    async def service_account(self, namespace: str, name: str) -> Obj | None:
         return self._by_key.get(("ServiceAccount", namespace, name))
 
-    def namespace_exists(self, name: str) -> bool:
+    async def namespace_exists(self, name: str) -> bool:
         return name in self._namespaces
 
-    def node_exists(self, name: str) -> bool:
+    async def node_exists(self, name: str) -> bool:
         return ("Node", "", name) in self._by_key

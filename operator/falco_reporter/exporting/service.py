@@ -44,7 +44,7 @@ def select(
     return [r for r in reports if _last_activity(r)[:19] >= cutoff]
 
 
-def export(
+async def export(
     reports_api: CustomResources,
     directory: Path,
     *,
@@ -54,8 +54,9 @@ def export(
     progress: Callable[[str], None] | None = None,
 ) -> ExportResult:
     """Export the reports of one namespace (or all) into ``directory``."""
-    reports = select(reports_api.list(namespace), since)
-    result = write_tree(directory, render_files(reports, formats))
+    reports = select(await reports_api.list(namespace), since)
+    # Rendering and writing thousands of files is long blocking work: off the event loop.
+    result = await asyncio.to_thread(lambda: write_tree(directory, render_files(reports, formats)))
     if progress is not None:
         for rel in result.written:
             progress(f"wrote {rel}")
@@ -85,7 +86,7 @@ async def run_continuous(
     """
     while not stop.is_set():
         try:
-            await asyncio.to_thread(export, reports_api, directory, namespace=namespace, formats=formats)
+            await export(reports_api, directory, namespace=namespace, formats=formats)
         except KubeError as exc:
             log.warning("continuous export skipped this round: %s", exc)
         with contextlib.suppress(TimeoutError):

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import TypeVar
 
-import urllib3.exceptions
-from kubernetes.client.exceptions import ApiException
-
-T = TypeVar("T")
+import aiohttp
+from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.config import ConfigException
 
 
 class KubeError(Exception):
@@ -68,12 +65,10 @@ def translate(exc: BaseException) -> KubeError:
         if status in (400, 422):
             return KubeInvalid(message, status)
         return KubeUnavailable(message, status)
-    return KubeUnavailable(f"API server unreachable: {type(exc).__name__}: {exc}")
+    return KubeUnavailable(f"API server unreachable: {type(exc).__name__}: {exc}".rstrip(": "))
 
 
-def call(fn: Callable[[], T]) -> T:
-    """Run one API call, translating its failures."""
-    try:
-        return fn()
-    except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
-        raise translate(exc) from exc
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """What a client call raises besides our own errors: HTTP statuses, transport failures,
+    timeouts, and an unusable kubeconfig (found at the first request)."""
+    return (ApiException, aiohttp.ClientError, TimeoutError, OSError, ConfigException)

@@ -232,15 +232,15 @@ def journal_probe(journal: Journal) -> ReadyProbe:
     return probe
 
 
-def cached_probe(check: Callable[[], bool], ttl: float = 5.0) -> ReadyProbe:
-    """Run a blocking readiness check at most every ``ttl`` seconds."""
+def cached_probe(check: Callable[[], Awaitable[bool]], ttl: float = 5.0) -> ReadyProbe:
+    """Run a readiness check at most every ``ttl`` seconds."""
     last: TTLCache[str, bool] = TTLCache(1, ttl, timer=time.monotonic)
 
     async def probe() -> bool:
         ok = last.get("ok")
         if ok is None:
             try:
-                ok = await asyncio.to_thread(check)
+                ok = await check()
             except Exception:
                 ok = False
             last["ok"] = ok

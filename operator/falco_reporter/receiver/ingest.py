@@ -17,14 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from falco_reporter import __version__, metrics
 from falco_reporter.kube.errors import (
@@ -46,7 +43,6 @@ from falco_reporter.receiver.pending import Key, Pending, PendingRepeats
 from falco_reporter.settings import DEFAULTS
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -56,9 +52,6 @@ class IngestConfig:
     namespace_ttl: float = 30.0
     known_limit: int = 200_000
     flush_concurrency: int = 8
-    #: Threads for API calls (the client blocks). asyncio's default pool has only cpu+4 threads,
-    #: which capped concurrent creates below the number of concurrent senders.
-    api_workers: int = 32
     #: Namespaced installs: alerts for other namespaces go to the fallback (we may not write there).
     namespaces: frozenset[str] = frozenset()
     #: Failed writes (refused, not an outage) before repeats are given up on, with a metric and a log.
@@ -83,7 +76,7 @@ class IngestStats:
 
 
 class IngestService:
-    """Create-or-merge of FalcoAlerts; API calls run in worker threads (the client is blocking)."""
+    """Create-or-merge of FalcoAlerts (API calls awaited on the event loop)."""
 
     def __init__(
         self, alerts: CustomResources, objects: KubeObjects, config: IngestConfig | None = None
@@ -96,13 +89,7 @@ class IngestService:
         self.pending = PendingRepeats(self.config.max_attempts)
         self._namespaces: dict[str, tuple[bool, float]] = {}
         self._flush_lock = asyncio.Lock()
-        self._executor = ThreadPoolExecutor(self.config.api_workers, thread_name_prefix="ingest-api")
         self.stats = IngestStats()
-
-    async def _api(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run one blocking API call on the ingest pool."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
     # --- direct mode: create before the 202, repeats in memory -------------------------------------
 
@@ -173,8 +160,7 @@ class IngestService:
 
     async def _write_repeats(self, key: Key, pending: Pending) -> None:
         try:
-            await self._api(
-                add_repeats,
+            await add_repeats(
                 self._alerts,
                 key[0],
                 key[1],
@@ -254,8 +240,7 @@ class IngestService:
                 if (value := spec.text(field)) is not None:
                     samples.setdefault(field, []).append(value[:256])
         try:
-            await self._api(
-                add_journal_repeats,
+            await add_journal_repeats(
                 self._alerts,
                 key[0],
                 name,
@@ -279,7 +264,7 @@ class IngestService:
         """Create the object; (namespace used, False when it existed already)."""
         body = alert_object(namespace, name, spec, mark=mark)
         try:
-            await self._api(self._alerts.create, namespace, body)
+            await self._alerts.create(namespace, body, answer=False)
         except KubeError as exc:
             if isinstance(exc, KubeUnavailable):
                 raise
@@ -314,7 +299,7 @@ class IngestService:
         if placed is not None:
             return placed
         now = time.monotonic()
-        exists = await self._api(self._objects.namespace_exists, namespace)
+        exists = await self._objects.namespace_exists(namespace)
         self._namespaces[namespace] = (exists, now)
         if len(self._namespaces) > 10_000:
             self._namespaces.pop(next(iter(self._namespaces)))
@@ -325,9 +310,6 @@ class IngestService:
         self._known.move_to_end(key)
         while len(self._known) > self.config.known_limit:
             self._known.popitem(last=False)
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 def alert_object(namespace: str, name: str, spec: FalcoAlertSpec, *, mark: str = "") -> dict[str, Any]:

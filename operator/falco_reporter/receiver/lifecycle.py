@@ -45,5 +45,4 @@ async def run_receiver(
         await asyncio.gather(*tasks, return_exceptions=True)
         if journal is not None:
             await journal.close()
-        service.close()
         log.info("receiver stopped")

@@ -48,8 +48,13 @@ class IncidentTracker:
         self._pending: dict[Key, asyncio.Task[None]] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
         # Incidents whose window began before this process did may have members written by an
-        # earlier process: only those are read back from the API (off the report's path).
+        # earlier process: only those are read back from the API (off the report's path), and
+        # only when the namespace's reports from before the start carry the incident's id (one
+        # metadata listing per namespace instead of one listing per new subject after a start).
         self._started = time.time()
+        self._earlier: dict[str, set[str]] = {}
+        self._earlier_locks: dict[str, asyncio.Lock] = {}
+        self._cold: set[Key] = set()
 
     def key(self, namespace: str, subject: str, time: str) -> tuple[Key, str]:
         incident_id, start = incident_key(subject, time, self.window)
@@ -66,9 +71,9 @@ class IncidentTracker:
             members[name] = (entry_of(name, report), report.severity)
             after = self._incident(key)
         assert after is not None
-        cold = not known and epoch(start) < self._started
-        if cold or (before is not None and material(before) != material(after)):
-            self._schedule(key)
+        changed = before is not None and material(before) != material(after)
+        if changed or (not known and epoch(start) < self._started):
+            self._schedule(key, cold=not changed)
         return after
 
     def forget(self, namespace: str, subject: str, time: str, name: str) -> None:
@@ -87,15 +92,32 @@ class IncidentTracker:
         subject, start = self._meta[key]
         return judge_incident(key[1], subject, start, members.values())
 
-    def _listed(self, key: Key) -> list[dict[str, Any]]:
+    async def _listed(self, key: Key) -> list[dict[str, Any]]:
         gone = self._gone.get(key, set())
-        items = self._reports.list(key[0], label_selector=f"{LABEL_INCIDENT}={key[1]}")
+        items = await self._reports.list(key[0], label_selector=f"{LABEL_INCIDENT}={key[1]}")
         return [r for r in items if (r.get("metadata") or {}).get("name") not in gone]
 
-    def _schedule(self, key: Key) -> None:
+    def _schedule(self, key: Key, *, cold: bool = False) -> None:
+        """Refresh after ``settle``; a cold-only refresh reads back only incidents with earlier members."""
         task = self._pending.get(key)
         if task is None or task.done():
             self._pending[key] = asyncio.create_task(self._refresh_later(key))
+            if cold:
+                self._cold.add(key)
+        if not cold:
+            self._cold.discard(key)
+
+    async def _has_earlier_members(self, key: Key) -> bool:
+        namespace = key[0]
+        async with self._earlier_locks.setdefault(namespace, asyncio.Lock()):
+            if namespace not in self._earlier:
+                items = await self._reports.list(namespace, label_selector=LABEL_INCIDENT, metadata_only=True)
+                self._earlier[namespace] = {
+                    str(meta["labels"][LABEL_INCIDENT])
+                    for meta in (item.get("metadata") or {} for item in items)
+                    if epoch(str(meta.get("creationTimestamp") or "1970-01-01T00:00:00Z")) < self._started
+                }
+        return key[1] in self._earlier[namespace]
 
     async def flush(self) -> None:
         """At shutdown: tell every incident with a pending change now rather than lose it."""
@@ -111,6 +133,10 @@ class IncidentTracker:
     async def _refresh_later(self, key: Key) -> None:
         await asyncio.sleep(self._settle)
         try:
+            if key in self._cold:
+                self._cold.discard(key)
+                if not await self._has_earlier_members(key):
+                    return
             await self.refresh(key)
         except KubeError as exc:  # the next change retries; a stale timeline is not an alert lost
             log.warning("refreshing incident %s/%s failed: %s", key[0], key[1], exc)
@@ -119,7 +145,7 @@ class IncidentTracker:
         """Re-read the incident's reports and patch those whose block changed; returns the patch count."""
         metrics.INCIDENT_REFRESHES.inc()
         async with self._locks.setdefault(key, asyncio.Lock()):
-            listed = await asyncio.to_thread(self._listed, key)
+            listed = await self._listed(key)
             gone = self._gone.pop(key, set())
             # Members joined here but not yet listed (their create is in flight) stay.
             known = {n: m for n, m in (self._members.get(key) or {}).items() if n not in gone}
@@ -141,7 +167,7 @@ class IncidentTracker:
                 }
             }
             try:
-                await asyncio.to_thread(self._reports.patch, key[0], name, patch)
+                await self._reports.patch(key[0], name, patch)
             except KubeNotFound:
                 continue
             patched += 1

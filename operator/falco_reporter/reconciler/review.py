@@ -8,7 +8,6 @@ marked suppressed instead of being written again (no model call).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from dataclasses import dataclass
 from typing import Any
@@ -73,8 +72,7 @@ class ReviewReconciler:
             )
         with retry_on_api_errors():
             # Durable: keep the decision (and its report) when the FalcoAlert is deleted.
-            await asyncio.to_thread(
-                self._reports.patch,
+            await self._reports.patch(
                 namespace,
                 name,
                 {"metadata": {"ownerReferences": None, "labels": {LABEL_FALSE_POSITIVE: "true"}}},
@@ -105,7 +103,7 @@ class ReviewReconciler:
         the same as a real deletion, so the current object decides.
         """
         with retry_on_api_errors(), contextlib.suppress(KubeNotFound):  # deleted meanwhile: nothing to undo
-            report = await asyncio.to_thread(self._reports.find, namespace, name)
+            report = await self._reports.find(namespace, name)
             if report is None:
                 return
             state = ((report.get("spec") or {}).get("review") or {}).get("state") or "new"
@@ -122,19 +120,16 @@ class ReviewReconciler:
                 message=f"review state is {state}",
                 observed_generation=int((report.get("metadata") or {}).get("generation") or 1),
             )
-            await asyncio.to_thread(
-                self._reports.patch, namespace, name, {"metadata": {"labels": {LABEL_FALSE_POSITIVE: None}}}
-            )
+            await self._reports.patch(namespace, name, {"metadata": {"labels": {LABEL_FALSE_POSITIVE: None}}})
             conditions = set_condition(list(status.get("conditions") or []), condition)
-            await asyncio.to_thread(
-                self._reports.patch_status,
+            await self._reports.patch_status(
                 namespace,
                 name,
                 {"status": {"suppression": None, "conditions": conditions}},
             )
 
     async def _alert(self, namespace: str, name: str, spec: dict[str, Any]) -> FalcoAlertSpec:
-        obj = await asyncio.to_thread(self._alerts.find, namespace, name)
+        obj = await self._alerts.find(namespace, name)
         if obj is not None:
             try:
                 return FalcoAlertSpec.model_validate(obj["spec"])

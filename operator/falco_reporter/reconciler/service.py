@@ -6,7 +6,6 @@ is already done, and the report is owned by the alert (garbage-collected with it
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -85,11 +84,11 @@ class AlertReconciler:
                 f"{exc.errors()[0]['msg']}"
             ) from exc
         with retry_on_api_errors():
-            existing = await asyncio.to_thread(self._reports.find, namespace, name)
+            existing = await self._reports.find(namespace, name)
             if existing is not None:
                 return self._existing(existing, generation, name, uid)
             started = time.perf_counter()
-            enrichment = await asyncio.to_thread(enrich, alert, self._objects)
+            enrichment = await enrich(alert, self._objects)
             occurrences = _occurrences(alert, status)
             ctx = self._writer.context(
                 alert, enrichment, name=name, namespace=namespace, occurrences=occurrences, uid=uid
@@ -99,7 +98,7 @@ class AlertReconciler:
             if self.incidents is not None and subject:
                 incident = await self.incidents.join(namespace, subject, name, report)
                 report = with_incident(report, incident)
-            created = await asyncio.to_thread(self._create_report, namespace, name, uid, report)
+            created = await self._create_report(namespace, name, uid, report)
         metrics.REPORT_LATENCY.observe(time.perf_counter() - started)
         if created:
             metrics.REPORTS.labels(report.writer.backend, report.verdict).inc()
@@ -158,10 +157,10 @@ class AlertReconciler:
             observed_generation=generation,
         )
 
-    def _create_report(self, namespace: str, name: str, uid: str, report: AlertReportSpec) -> bool:
+    async def _create_report(self, namespace: str, name: str, uid: str, report: AlertReportSpec) -> bool:
         body = report_object(namespace, name, uid, report)
         try:
-            self._reports.create(namespace, body)
+            await self._reports.create(namespace, body, answer=False)
         except KubeConflict:
             return False
         return True
@@ -194,22 +193,19 @@ class AlertReconciler:
             return False
         with retry_on_api_errors():
             try:
-                report = await asyncio.to_thread(self._reports.find, namespace, name)
+                report = await self._reports.find(namespace, name)
                 if report is None:
                     return False
                 alert_uid = ((report.get("spec") or {}).get("alertRef") or {}).get("uid")
                 if uid and alert_uid not in ("", None, uid):
                     if not accepted_false_positive(report):
                         return False  # a stale report about to be garbage-collected
-                    await asyncio.to_thread(
-                        self._reports.patch_status,
-                        namespace,
-                        name,
-                        {"status": {"suppressedOccurrences": occ.count}},
+                    await self._reports.patch_status(
+                        namespace, name, {"status": {"suppressedOccurrences": occ.count}}
                     )
                     return True
                 patch = {"spec": {"occurrences": occ.model_dump(by_alias=True)}}
-                await asyncio.to_thread(self._reports.patch, namespace, name, patch)
+                await self._reports.patch(namespace, name, patch)
             except KubeNotFound:
                 return False
         return True

@@ -15,12 +15,14 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.output_parsers import PydanticOutputParser
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableConfig
 
 from falco_reporter import metrics
 from falco_reporter.knowledge.base import KnowledgeBase
@@ -54,6 +56,23 @@ class _Refused(Exception):
     """The server refused the structured-output method; the next one is tried."""
 
 
+class CallAbandoned(Exception):
+    """Raised inside a model call whose caller gave up on it (timeout): generation stops."""
+
+
+class _StopWhenAbandoned(BaseCallbackHandler):
+    """Stops a synchronous generation at its next token once ``abandoned`` is set."""
+
+    raise_error = True
+
+    def __init__(self, abandoned: threading.Event) -> None:
+        self.abandoned = abandoned
+
+    def on_llm_new_token(self, token: Any, **kwargs: Any) -> None:
+        if self.abandoned.is_set():
+            raise CallAbandoned("the caller stopped waiting for this answer")
+
+
 class LLMWriter:
     """The ReportWriter backed by a chat model; ``model=`` injects a ready one (tests use fakes)."""
 
@@ -82,10 +101,11 @@ class LLMWriter:
             concurrency=config.concurrency,
             clock=clock,
         )
-        # llama.cpp generates in a worker thread and cannot run two generations at once; a call
-        # abandoned on timeout keeps running, so the next one waits for it under this lock.
-        self._in_process = config.provider == "llamacpp"
-        self._lock = threading.Lock()
+        # Models without a native async API (llama.cpp in process, some integrations) generate in
+        # threads of their own, never the loop's default pool (the API and other work use that):
+        # at most ``concurrency`` at once (1 for llama.cpp, which generates serially).
+        self._native_async = type(self._model)._agenerate is not BaseChatModel._agenerate
+        self.executor = ThreadPoolExecutor(config.concurrency, thread_name_prefix="llm")
         self._flights: dict[str, tuple[asyncio.Lock, int]] = {}
         self.model_calls = 0
         #: The review of the last report that went to the model (the eval reads its attempts).
@@ -261,13 +281,23 @@ class LLMWriter:
         metrics.LLM_ANSWERS.labels(self.backend, outcome).inc()
 
     async def _invoke(self, runnable: Runnable[Any, Any], messages: list[BaseMessage]) -> Any:
-        if self._in_process:
-            return await asyncio.to_thread(self._invoke_locked, runnable, messages)
-        return await runnable.ainvoke(messages)
+        """One model call; cancelling it (the timeout does) cancels the call itself.
 
-    def _invoke_locked(self, runnable: Runnable[Any, Any], messages: list[BaseMessage]) -> Any:
-        with self._lock:
-            return runnable.invoke(messages)
+        An async call is cancelled with its task. A threaded call still queued never starts; a
+        running one stops at its next streamed token (a non-streaming generation finishes in its
+        own slot of this writer's pool, which bounds what it can hold).
+        """
+        if self._native_async:
+            return await runnable.ainvoke(messages)
+        abandoned = threading.Event()
+        config: RunnableConfig = {"callbacks": [_StopWhenAbandoned(abandoned)]}
+        future = self.executor.submit(runnable.invoke, messages, config)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            future.cancel()
+            abandoned.set()
+            raise
 
     def _interpret(self, result: Any, raw: Any) -> Outcome:
         return interpret(result, raw, self._parser, self._config.max_tokens)
