@@ -18,7 +18,7 @@ from falco_reporter.reporting.answer_parsing import short
 from falco_reporter.reporting.context import ReportContext, ReportDraft
 from falco_reporter.reporting.guard import LLMAnswer, check_answer, grounding_anchors, untrusted_texts
 from falco_reporter.reporting.prompt import retry_note
-from falco_reporter.reporting.sense import Grounding, check_sense, grounding
+from falco_reporter.reporting.sense import Grounding, check_sense, grounding, narrative
 
 # Quoted values in a problem are the alert's own names: repeating those is grounding, not an echo.
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
@@ -32,6 +32,8 @@ class Attempt:
     problems: list[str]
     flags: list[str] = field(default_factory=list)
     tokens: int = 0
+    text: dict[str, str] = field(default_factory=dict)
+    """The answer's narrative fields as written (the eval records them, so a reader can judge)."""
 
     @property
     def outcome(self) -> str:
@@ -83,7 +85,10 @@ class AnswerReview:
             sense = check_sense(answer, self.ground, echo_of=echo_of)
             found += sense.problems
             flags = sense.flags
-        attempt = Attempt(problems=list(dict.fromkeys(found)), flags=flags, tokens=tokens)
+        text = (
+            {} if answer is None else {k: v for k, v in narrative(answer) if not k.startswith("mitigations")}
+        )
+        attempt = Attempt(problems=list(dict.fromkeys(found)), flags=flags, tokens=tokens, text=text)
         self.attempts.append(attempt)
         metrics.LLM_ANSWERS.labels(self.provider, attempt.outcome).inc()
         return attempt.problems
