@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 
 from falco_reporter.models.report import Evidence
 from falco_reporter.reporting.context import ReportContext, ReportDraft
-from falco_reporter.reporting.guard import LLMAnswer, grounding_anchors
+from falco_reporter.reporting.guard import LLMAnswer, grounding_anchors, injection_markers, mentions_any
 from falco_reporter.validation import validate_snippet
 from falco_reporter.validation.result import names
 from falco_reporter.validation.safety import check_mitigation
 
 #: Minimum words per narrative field: below this a field carries no information for a responder.
-MIN_WORDS = {"summary": 6, "analysis": 15, "verdict_reason": 5}
+MIN_WORDS = {"summary": 6, "analysis": 15, "verdict_reason": 5, "narrative": 15}
 _PLACEHOLDERS = frozenset(
     (
         "empty",
@@ -165,6 +165,28 @@ def check_sense(answer: LLMAnswer, ground: Grounding, *, echo_of: Sequence[str] 
             report.flags.append(f"mitigations[{i}]: dropped by validation: {'; '.join(result.errors)[:160]}")
     report.problems = list(dict.fromkeys(report.problems))
     return report
+
+
+def check_narrative(text: str, *, known: str, anchors: Sequence[str], instructions: str) -> list[str]:
+    """Problems of an incident narrative: the answer checks that apply to free text about known data."""
+    ground = Grounding(
+        known=known.lower(),
+        evidence=(),
+        anchors=tuple(anchors),
+        rule=anchors[0] if anchors else "incident",
+        curated=False,
+        techniques=frozenset(),
+        other_rules=(),
+        instructions=instructions,
+        field_names=_ANSWER_FIELDS,
+    )
+    problems = _degenerate("narrative", text, ground) + _echoes("narrative", text, ground, ())
+    problems += _unknown_values("narrative", text, ground)
+    if anchors and not mentions_any(text, anchors):
+        problems.append("narrative: names nothing from the incident (no rule, pod or namespace)")
+    if injection_markers([text]):
+        problems.append("narrative: repeats instruction-like text")
+    return problems
 
 
 def narrative(answer: LLMAnswer) -> list[tuple[str, str]]:
