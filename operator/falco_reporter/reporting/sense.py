@@ -214,7 +214,9 @@ def _degenerate(name: str, text: str, ground: Grounding) -> list[str]:
     if _JSON_DEBRIS.search(prose):
         problems.append(f"{name}: contains JSON fragments ({short(text)!r})")
     tokens = [t for t in re.split(r"[\s,;|]+", prose.lower().strip(" .:")) if t]
-    if len(tokens) >= 2 and sum(t.strip("`'\"") in ground.field_names for t in tokens) >= 0.6 * len(tokens):
+    # Field names or evidence ids strung together (the prompt lists the ids to cite) say nothing.
+    listed = ground.field_names | {e.id.lower() for e in ground.evidence}
+    if len(tokens) >= 2 and sum(t.strip("`'\".:") in listed for t in tokens) >= 0.6 * len(tokens):
         problems.append(f"{name}: a list of field names, not a statement")
     sentences = [" ".join(_WORD.findall(s.lower())) for s in _SENTENCE_END.split(prose)]
     sentences = [s for s in sentences if len(s.split()) >= 3]
