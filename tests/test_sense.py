@@ -14,6 +14,7 @@ from falco_reporter.knowledge.base import KnowledgeBase, load
 from falco_reporter.models.enrichment import Enrichment
 from falco_reporter.models.falco import normalise
 from falco_reporter.models.report import AlertReportSpec, Occurrences
+from falco_reporter.reporting.answer_review import AnswerReview
 from falco_reporter.reporting.builtin import BuiltinWriter
 from falco_reporter.reporting.chain import LLMWriter
 from falco_reporter.reporting.chain.fakes import scripted_model
@@ -21,7 +22,7 @@ from falco_reporter.reporting.context import ReportContext
 from falco_reporter.reporting.feedback import retry_feedback
 from falco_reporter.reporting.guard import LLMAnswer
 from falco_reporter.reporting.llm_config import LLMConfig
-from falco_reporter.reporting.prompt import SYSTEM_PROMPT
+from falco_reporter.reporting.prompt import SYSTEM_PROMPT, prompt_texts
 from falco_reporter.reporting.sense import Grounding, check_sense, grounding
 from falco_reporter.reporting.service import ReportService
 
@@ -174,6 +175,18 @@ def test_copying_the_prompt_or_the_feedback_is_rejected(miner: Grounding) -> Non
     echoed = answer(summary="kthreadd in thumbnailer does not say which workload this is about, sorry.")
     assert "summary: repeats the retry feedback" in check_sense(echoed, miner, echo_of=[note]).problems
     assert check_sense(answer(), miner, echo_of=[note]).problems == []
+
+
+def test_copying_the_task_restated_at_the_end_of_the_prompt_is_an_echo(kb: KnowledgeBase) -> None:
+    """The last line of the prompt names this alert's process and evidence ids; an answer made of it is rejected."""
+    ctx = context(kb, crafted("miner-grounded"))
+    base = BuiltinWriter().write_sync(ctx)
+    prompt = prompt_texts(ctx, ctx.alert, {}, base)
+    task = prompt[1].rsplit("\n\n", 1)[-1]
+    assert "`kthreadd`" in task and "mining-pool-url" in task
+    review = AnswerReview.for_report("fake", kb, ctx, ctx.alert, base, prompt)
+    assert review.review(answer(), []) == []
+    assert "analysis: repeats the prompt's instructions" in review.review(answer(analysis=task), [])
 
 
 def test_the_verdict_reason_must_cite_evidence_and_not_contradict_it(miner: Grounding) -> None:

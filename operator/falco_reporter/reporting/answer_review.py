@@ -63,12 +63,14 @@ class AnswerReview:
     ) -> AnswerReview:
         """``alert`` is the (redacted) alert the model saw; ``prompt`` its (system, human) texts."""
         system, human = prompt
+        # The task restated at the end of the human text is an instruction too: copying it is an echo.
+        instructions = system + "\n" + human.rsplit("\n\n", 1)[-1]
         return cls(
             provider=provider,
             kb=kb,
             untrusted=untrusted_texts(alert, ctx.enrichment),
             anchors=grounding_anchors(alert, ctx.enrichment),
-            ground=grounding(ctx, base, instructions=system, rules=kb.entries, data_texts=[human]),
+            ground=grounding(ctx, base, instructions=instructions, rules=kb.entries, data_texts=[human]),
         )
 
     def review(self, answer: LLMAnswer | None, problems: Sequence[str], *, tokens: int = 0) -> list[str]:

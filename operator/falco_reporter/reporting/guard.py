@@ -46,7 +46,7 @@ class LLMMitigation(_Answer):
     description: str = Field(description="Why and how, in one or two sentences")
     kind: MitigationKind
     language: Language = "text"
-    snippet: str = Field(default="", description="One shell command or one manifest, or empty")
+    snippet: str = ""
 
 
 class LLMAnswer(_Answer):

@@ -112,7 +112,7 @@ def _knowledge_data(ctx: ReportContext, base: ReportDraft) -> dict[str, Any]:
         "detects": entry.detects,
         "why_it_matters": entry.why_it_matters,
         "mitre": [m.technique or m.tactic for m in entry.mitre],
-        "benign_causes": [b.cause for b in entry.benign_causes],
+        # Benign causes are left out: the ones that match are in the baseline's evidence already.
         "mitigations_already_in_report": [m.title for m in base.mitigations],
         "baseline": baseline,
     }
@@ -136,17 +136,35 @@ def prompt_texts(
     if redactor is not None:
         knowledge = redactor.redact_data(knowledge)
     system = SYSTEM_PROMPT + ("\n\n" + format_instructions if format_instructions else "")
-    deciding = [e.id for e in base.evidence if e.direction != "context"]
-    cite = f" Evidence ids to cite: {', '.join(deciding)}." if deciding else ""
     human = "\n\n".join(
         (
-            f"Write the report for this alert.{cite}",
+            "Write the report for this alert.",
             _block("alert_data", _alert_data(ctx, alert)),
             _block("enrichment_data", enrichment or {"pod_found": False}),
             _block("knowledge_entry", knowledge),
+            _task(ctx, alert, base),
         )
     )
     return system, human
+
+
+def _task(ctx: ReportContext, alert: FalcoAlertSpec, base: ReportDraft) -> str:
+    """The job restated last, with this alert's names: small models follow the end of a prompt best."""
+    who = alert.text("proc.name") or alert.text("ka.user.name") or ""
+    where = (
+        ctx.enrichment.pod
+        or alert.subject.pod
+        or alert.subject.container_name
+        or alert.subject.image
+        or alert.hostname
+    )
+    names = " and ".join(f"`{n}`" for n in (who, where) if n)
+    deciding = [e.id for e in base.evidence if e.direction != "context"]
+    cite = f", naming one of the evidence ids {', '.join(deciding)}" if deciding else ""
+    return (
+        f"Answer: summary in full sentences{f' naming {names}' if names else ''}; analysis in 3 to 5 "
+        f"sentences of your own; verdict_reason: why the verdict is {base.verdict}{cite}."
+    )
 
 
 def incident_data(namespace: str, incident: Incident) -> dict[str, Any]:
