@@ -331,6 +331,35 @@ async def test_truncated_answer_is_invalid(kb: KnowledgeBase) -> None:
     assert "cut off at max_tokens" in outcome.problems[0]
 
 
+async def test_tool_arguments_cut_off_under_a_tool_calls_finish_reason_are_truncation(
+    kb: KnowledgeBase,
+) -> None:
+    """llama.cpp says finish_reason tool_calls when max_tokens cut the arguments; the problem says cut off, not bad JSON."""
+    args = json.dumps(good_answer())
+    writer = LLMWriter(config(), kb, model=TextFake(responses=["unused"]))
+    cut = AIMessage(
+        content="",
+        invalid_tool_calls=[
+            {
+                "name": "LLMAnswer",
+                "args": args[:300],
+                "id": "c1",
+                "error": "bad json",
+                "type": "invalid_tool_call",
+            }
+        ],
+        response_metadata={"finish_reason": "tool_calls"},
+    )
+    result = {"raw": cut, "parsed": None, "parsing_error": ValueError("Expecting ',' delimiter")}
+    assert writer._interpret(result, cut).problems == ["the answer was cut off at max_tokens (1500)"]
+    # Complete but malformed arguments stay a schema problem.
+    bad = cut.model_copy(
+        update={"invalid_tool_calls": [{**cut.invalid_tool_calls[0], "args": '{"summary": 1,}'}]}
+    )
+    result = {"raw": bad, "parsed": None, "parsing_error": ValueError("Expecting property name")}
+    assert "cut off" not in writer._interpret(result, bad).problems[0]
+
+
 async def test_timeout_falls_back_with_reason(kb: KnowledgeBase) -> None:
     """A model slower than the per-call timeout makes the service fall back with a 'timed out' reason."""
     fake = ToolCallingFake(responses=[tool_reply(good_answer())], delay=2.0)
