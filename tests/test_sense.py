@@ -316,3 +316,48 @@ async def test_eval_builtin_over_real_samples_and_fake_skips_uncanned(kb: Knowle
     assert skipped[0].outcome == "skipped"
     total = evaluation.totals(results + skipped)
     assert (total["cases"], total["builtin"], total["skipped"], total["acceptance_rate"]) == (3, 3, 1, None)
+
+
+# --- checks fixed from the local model's eval answers ---------------------------------------------
+
+
+def _review(kb: KnowledgeBase, sample: str) -> tuple[AnswerReview, ReportContext]:
+    ctx = ReportService(kb).context(
+        normalise(json.loads((REAL_DIR / sample).read_text())),
+        Enrichment(),
+        name="a",
+        namespace="falco",
+        occurrences=Occurrences(),
+    )
+    base = BuiltinWriter().write_sync(ctx)
+    return AnswerReview.for_report(
+        "fake", kb, ctx, ctx.alert, base, prompt_texts(ctx, ctx.alert, {}, base)
+    ), ctx
+
+
+def test_copying_the_note_for_a_rule_without_an_entry_is_an_echo(kb: KnowledgeBase) -> None:
+    """The 0.5B model wrote the knowledge block's 'No curated entry ...' note as its analysis; that is an echo."""
+    review, ctx = _review(kb, "internal_syscall_event_drop.json")
+    assert ctx.entry is None
+    copied = LLMAnswer(
+        summary="Falco internal: syscall event drop. 815508 system calls dropped in last second.",
+        analysis="No curated entry: a custom or newer rule. Say so; do not guess what the rule detects "
+        "beyond the alert's own output line.",
+        verdict_reason="Falco dropped 815508 system calls in the last second, so events were lost.",
+    )
+    assert "analysis: repeats the prompt's instructions" in review.review(copied, [])
+
+
+def test_a_reason_calling_a_likely_benign_alert_malicious_contradicts_it(kb: KnowledgeBase) -> None:
+    """For the event-generator's netcat (likely benign), 'is likely malicious' in the reason is a contradiction; 'not malicious' is fine."""
+    review, _ = _review(kb, "syscall_netcat_remote_code_execution_in_container.json")
+    summary = "The event-generator ran `nc` with -e /bin/sh in container eventgen as a Falco test."
+    analysis = (
+        "Falco's event-generator image started netcat with -e to test the rule; the reverse shell pattern is "
+        "simulated. Check that the eventgen container belongs to a test run and remove it afterwards."
+    )
+    contradicting = "The host is likely malicious: actor-falco-event-generator started netcat."
+    problems = review.review(LLMAnswer(summary=summary, analysis=analysis, verdict_reason=contradicting), [])
+    assert any(p.startswith("verdict_reason: calls the activity malicious") for p in problems), problems
+    fine = "actor-falco-event-generator: the image is Falco's own test tool, so the run is not malicious."
+    assert review.review(LLMAnswer(summary=summary, analysis=analysis, verdict_reason=fine), []) == []

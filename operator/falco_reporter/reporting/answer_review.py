@@ -17,7 +17,7 @@ from falco_reporter.models.falco import FalcoAlertSpec
 from falco_reporter.reporting.answer_parsing import short
 from falco_reporter.reporting.context import ReportContext, ReportDraft
 from falco_reporter.reporting.guard import LLMAnswer, check_answer, grounding_anchors, untrusted_texts
-from falco_reporter.reporting.prompt import retry_note
+from falco_reporter.reporting.prompt import NO_ENTRY_NOTE, retry_note
 from falco_reporter.reporting.sense import Grounding, check_sense, grounding, narrative
 
 # Quoted values in a problem are the alert's own names: repeating those is grounding, not an echo.
@@ -63,8 +63,11 @@ class AnswerReview:
     ) -> AnswerReview:
         """``alert`` is the (redacted) alert the model saw; ``prompt`` its (system, human) texts."""
         system, human = prompt
-        # The task restated at the end of the human text is an instruction too: copying it is an echo.
-        instructions = system + "\n" + human.rsplit("\n\n", 1)[-1]
+        # The task restated at the end of the human text, and the note for a rule without an entry,
+        # are instructions too: copying them is an echo.
+        instructions = "\n".join(
+            (system, human.rsplit("\n\n", 1)[-1], NO_ENTRY_NOTE if ctx.entry is None else "")
+        )
         return cls(
             provider=provider,
             kb=kb,

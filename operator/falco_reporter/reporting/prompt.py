@@ -87,6 +87,13 @@ def _alert_data(ctx: ReportContext, alert: FalcoAlertSpec) -> dict[str, Any]:
     }
 
 
+#: The knowledge block's instruction for a rule without a curated entry (an answer copying it is an echo).
+NO_ENTRY_NOTE = (
+    "No curated entry: a custom or newer rule. Say so; do not guess what the rule detects beyond the "
+    "alert's own output line."
+)
+
+
 def _knowledge_data(ctx: ReportContext, base: ReportDraft) -> dict[str, Any]:
     entry: KnowledgeEntry | None = ctx.entry
     # The deterministic judgement the model may raise but never lower, and the evidence it rests on
@@ -102,8 +109,7 @@ def _knowledge_data(ctx: ReportContext, base: ReportDraft) -> dict[str, Any]:
         return {
             "rule": ctx.alert.rule,
             "curated": False,
-            "note": "No curated entry: a custom or newer rule. Say so; do not guess what the rule "
-            "detects beyond the alert's own output line.",
+            "note": NO_ENTRY_NOTE,
             "baseline": baseline,
         }
     return {

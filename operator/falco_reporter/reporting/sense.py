@@ -72,6 +72,11 @@ _BENIGN_CLAIM = re.compile(
     r"|\bnothing (?:malicious|suspicious)\b",
     re.IGNORECASE,
 )
+_MALICIOUS_CLAIM = re.compile(
+    r"\b(?:is|looks|appears|seems|was|probably|likely)\s+(?:to be\s+)?(?:likely\s+|probably\s+|clearly\s+)?"
+    r"(?:malicious|an attack|compromised|an intrusion)\b",
+    re.IGNORECASE,
+)
 _NEGATED_BEFORE = re.compile(r"\b(?:not|never|no|isn't|unlikely|cannot|can't)\W+(?:\w+\W+)?$", re.IGNORECASE)
 _STOP = frozenset(
     names(
@@ -99,6 +104,7 @@ class Grounding:
     """The prompt's own instructions (system text): an answer must not read like them."""
     field_names: frozenset[str] = field(default_factory=frozenset)
     malicious_verdict: bool = False
+    benign_verdict: bool = False
 
 
 @dataclass
@@ -136,6 +142,7 @@ def grounding(
         instructions=instructions,
         field_names=frozenset(k.lower() for k in alert.output_fields) | _ANSWER_FIELDS,
         malicious_verdict=base.verdict == "likely-malicious",
+        benign_verdict=base.verdict == "likely-benign",
     )
 
 
@@ -302,6 +309,14 @@ def _reason_problems(answer: LLMAnswer, ground: Grounding) -> list[str]:
                 "or its own verdict"
             )
             break
+    # The other way round: a reason for a likely-benign verdict that calls it malicious.
+    if ground.benign_verdict and answer.verdict in (None, "likely-benign"):
+        for m in _MALICIOUS_CLAIM.finditer(reason):
+            if not _NEGATED_BEFORE.search(reason[max(0, m.start() - 30) : m.start()]):
+                problems.append(
+                    f"verdict_reason: calls the activity malicious ({m.group(0)!r}) against its likely-benign verdict"
+                )
+                break
     return problems
 
 
