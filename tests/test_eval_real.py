@@ -23,7 +23,7 @@ from tests.test_llm_real import SETUP, model_path
 
 EVAL_DIR = Path(__file__).parent / "data" / "eval"
 #: Small enough for CI on 2 shared cores: one real alert and one crafted one (issue 17's miner).
-REAL_CASES = ("syscall_netcat_remote_code_execution_in_container.json",)
+REAL_CASES = ("k8saudit_attach_exec_pod_2025.json",)
 CRAFTED_CASES = ("miner-grounded.json",)
 NARRATIVE = ("summary", "analysis", "verdict_reason")
 _PLACEHOLDER = re.compile(

@@ -116,8 +116,12 @@ async def test_a_burst_into_one_incident_costs_one_narrative_per_coalesced_chang
     await _settled(tracker)
     calls = len(fake.prompts)
     assert 1 <= calls <= refreshes < 40, (calls, refreshes)
-    told = {json.dumps(i["spec"]["incident"], sort_keys=True) for i in reports.items.values()}
-    assert len(told) == 1, "every member tells the same, final story"
+    # The count alone is not material (members are not re-patched for it); the story and judgement are.
+    told = {
+        tuple(i["spec"]["incident"][k] for k in ("narrative", "narrativeBy", "verdict", "severity"))
+        for i in reports.items.values()
+    }
+    assert len(told) == 1, told
     final = reports.items["web-1-039"]["spec"]["incident"]
     assert final["narrativeBy"] == "ollama" and "namespace shop" in final["narrative"]
     # The same incident state again is a cache hit, not a call.
