@@ -7,7 +7,6 @@ every outcome recorded. A missing model or llama_cpp FAILS the test with the set
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -19,7 +18,7 @@ import pytest
 from falco_reporter import metrics
 from falco_reporter.cli import main
 from tests.samples import REAL_DIR
-from tests.test_llm_real import SETUP, model_path
+from tests.test_llm_real import local_model
 
 EVAL_DIR = Path(__file__).parent / "data" / "eval"
 #: Small enough for CI on 2 shared cores: one real alert and one crafted one (issue 17's miner).
@@ -59,11 +58,7 @@ def test_local_model_eval_subset_accepts_no_degenerate_answer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The local model's answers on the CI subset are each sensible or fallen back, and every outcome is in results.json."""
-    if importlib.util.find_spec("llama_cpp") is None:
-        pytest.fail(f"llama_cpp is not importable; {SETUP}")
-    path = model_path()
-    if not path.is_file():
-        pytest.fail(f"model file {path} is missing; {SETUP}")
+    path = local_model()
     real, crafted = tmp_path / "real", tmp_path / "eval"
     real.mkdir()
     crafted.mkdir()
