@@ -361,3 +361,23 @@ def test_a_reason_calling_a_likely_benign_alert_malicious_contradicts_it(kb: Kno
     assert any(p.startswith("verdict_reason: calls the activity malicious") for p in problems), problems
     fine = "actor-falco-event-generator: the image is Falco's own test tool, so the run is not malicious."
     assert review.review(LLMAnswer(summary=summary, analysis=analysis, verdict_reason=fine), []) == []
+
+
+def test_a_summary_or_reason_copied_from_the_knowledge_entry_is_rejected(kb: KnowledgeBase) -> None:
+    """The 0.5B model copied the entry's 'detects' into the summary and 'why it matters' into the reason; both say nothing of this alert."""
+    review, ctx = _review(kb, "k8saudit_attach_exec_pod_2025.json")
+    assert ctx.entry is not None
+    analysis = (
+        "kubernetes-admin opened an exec session in pod nginx-676b6c5bbc-4xc6t of hello-app and ran cat. "
+        "An exec session runs commands inside the workload with its service account token. Check who "
+        "holds the kubernetes-admin credentials and why cat was run there."
+    )
+    copied = LLMAnswer(
+        summary=f"kubernetes-admin: {ctx.entry.detects}",
+        analysis=analysis,
+        verdict_reason=ctx.entry.why_it_matters,
+    )
+    problems = review.review(copied, [])
+    assert "summary: copies the knowledge entry instead of describing this alert" in problems
+    assert "verdict_reason: copies the knowledge entry instead of describing this alert" in problems
+    assert "summary: copies <knowledge_entry> instead of describing this alert" in retry_feedback(problems)

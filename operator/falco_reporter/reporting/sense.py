@@ -103,6 +103,8 @@ class Grounding:
     instructions: str
     """The prompt's own instructions (system text): an answer must not read like them."""
     field_names: frozenset[str] = field(default_factory=frozenset)
+    entry_text: str = ""
+    """The knowledge entry's prose: a summary or reason copied from it says nothing about this alert."""
     malicious_verdict: bool = False
     benign_verdict: bool = False
 
@@ -143,6 +145,7 @@ def grounding(
         field_names=frozenset(k.lower() for k in alert.output_fields) | _ANSWER_FIELDS,
         malicious_verdict=base.verdict == "likely-malicious",
         benign_verdict=base.verdict == "likely-benign",
+        entry_text=f"{entry.detects}\n{entry.why_it_matters}" if entry is not None else "",
     )
 
 
@@ -246,6 +249,10 @@ def _echoes(name: str, text: str, ground: Grounding, echo_of: Sequence[str]) -> 
     feedback = set().union(*(ngrams(t, _FEEDBACK_NGRAM) for t in echo_of)) if echo_of else set()
     if feedback & ngrams(text, _FEEDBACK_NGRAM):
         problems.append(f"{name}: repeats the retry feedback")
+    # The summary and the reason are about this alert; mostly the entry's prose word for word is not.
+    own = ngrams(text, _INSTRUCTION_NGRAM) if name in ("summary", "verdict_reason") else set()
+    if own and len(own & ngrams(ground.entry_text, _INSTRUCTION_NGRAM)) >= 0.5 * len(own):
+        problems.append(f"{name}: copies the knowledge entry instead of describing this alert")
     return problems
 
 
