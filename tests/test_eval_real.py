@@ -67,7 +67,7 @@ def test_local_model_eval_subset_accepts_no_degenerate_answer(
     for name in CRAFTED_CASES:
         shutil.copy(EVAL_DIR / name, crafted / name)
     # Generous per call on a loaded machine; a call that runs out is a recorded fallback, not a failure.
-    monkeypatch.setenv("FALCO_REPORTER_LLM_TIMEOUT", "150")
+    monkeypatch.setenv("FALCO_REPORTER_LLM_TIMEOUT", "240")
     monkeypatch.setenv("FALCO_REPORTER_LLM_MAX_TOKENS", "700")
     out = tmp_path / "results.json"
     before = answers_total("llamacpp")

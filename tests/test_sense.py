@@ -381,3 +381,26 @@ def test_a_summary_or_reason_copied_from_the_knowledge_entry_is_rejected(kb: Kno
     assert "summary: copies the knowledge entry instead of describing this alert" in problems
     assert "verdict_reason: copies the knowledge entry instead of describing this alert" in problems
     assert "summary: copies <knowledge_entry> instead of describing this alert" in retry_feedback(problems)
+
+
+def test_an_answer_made_of_the_prompts_own_prose_is_rejected(kb: KnowledgeBase) -> None:
+    """The local model's answer on /dev/shm: a curated mitigation's title as summary and an evidence text as analysis."""
+    review, _ = _review(kb, "syscall_execution_from_dev_shm.json")
+    copied = LLMAnswer(
+        summary="A Falco event-generator test run",
+        analysis="The image is Falco event-generator's own (falcosecurity/event-generator); the event-generator "
+        "performs suspicious actions on purpose to test that Falco rules fire.",
+        verdict_reason="The verdict is likely-benign, as the image is Falco event-generator's own.",
+    )
+    problems = review.review(copied, [])
+    assert "summary: copies the knowledge entry instead of describing this alert" in problems
+    assert "analysis: copies the knowledge entry instead of describing this alert" in problems
+    own = copied.model_copy(
+        update={
+            "summary": "The event-generator ran a binary from /dev/shm in its own container as a Falco self-test.",
+            "analysis": "Falco's event-generator copied a program into /dev/shm and ran it, which is what the rule "
+            "watches for. The image is the event-generator's, so this is a test of the rule, not an intrusion. "
+            "Check that the container belongs to a planned test and remove it afterwards.",
+        }
+    )
+    assert review.review(own, []) == []

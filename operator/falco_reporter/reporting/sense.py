@@ -85,6 +85,8 @@ _STOP = frozenset(
     )
 )
 _INSTRUCTION_NGRAM = 6
+#: Share of a field's 6-grams copied from the prompt's prose at which it says nothing of its own.
+_COPIED_SHARE = {"summary": 0.5, "verdict_reason": 0.5, "analysis": 0.8}
 _FEEDBACK_NGRAM = 5
 
 
@@ -104,7 +106,7 @@ class Grounding:
     """The prompt's own instructions (system text): an answer must not read like them."""
     field_names: frozenset[str] = field(default_factory=frozenset)
     entry_text: str = ""
-    """The knowledge entry's prose: a summary or reason copied from it says nothing about this alert."""
+    """The prose the prompt hands over (entry, evidence observations, curated mitigation titles)."""
     malicious_verdict: bool = False
     benign_verdict: bool = False
 
@@ -145,7 +147,9 @@ def grounding(
         field_names=frozenset(k.lower() for k in alert.output_fields) | _ANSWER_FIELDS,
         malicious_verdict=base.verdict == "likely-malicious",
         benign_verdict=base.verdict == "likely-benign",
-        entry_text=f"{entry.detects}\n{entry.why_it_matters}" if entry is not None else "",
+        entry_text="\n".join([entry.detects, entry.why_it_matters] if entry is not None else [])
+        + "".join(f"\n{e.observation}" for e in base.evidence)
+        + "".join(f"\n{m.title}" for m in base.mitigations),
     )
 
 
@@ -249,9 +253,11 @@ def _echoes(name: str, text: str, ground: Grounding, echo_of: Sequence[str]) -> 
     feedback = set().union(*(ngrams(t, _FEEDBACK_NGRAM) for t in echo_of)) if echo_of else set()
     if feedback & ngrams(text, _FEEDBACK_NGRAM):
         problems.append(f"{name}: repeats the retry feedback")
-    # The summary and the reason are about this alert; mostly the entry's prose word for word is not.
-    own = ngrams(text, _INSTRUCTION_NGRAM) if name in ("summary", "verdict_reason") else set()
-    if own and len(own & ngrams(ground.entry_text, _INSTRUCTION_NGRAM)) >= 0.5 * len(own):
+    # A field that is mostly the prompt's own prose word for word (the entry, the evidence texts, a
+    # curated mitigation's title) says nothing the report does not already say.
+    share = _COPIED_SHARE.get(name, 0.0)
+    own = ngrams(text, _INSTRUCTION_NGRAM) if share else set()
+    if own and len(own & ngrams(ground.entry_text, _INSTRUCTION_NGRAM)) >= share * len(own):
         problems.append(f"{name}: copies the knowledge entry instead of describing this alert")
     return problems
 
