@@ -404,3 +404,19 @@ def test_an_answer_made_of_the_prompts_own_prose_is_rejected(kb: KnowledgeBase) 
         }
     )
     assert review.review(own, []) == []
+
+
+def test_fields_that_say_nearly_the_same_are_rejected(kb: KnowledgeBase) -> None:
+    """The local model's AWS-credentials answer: the analysis rephrases the summary in a few words, so it adds nothing."""
+    review, _ = _review(kb, "syscall_find_aws_credentials.json")
+    problems = review.review(
+        LLMAnswer(
+            summary="The `find` command searches for files in a specified directory. It can be used to identify "
+            "and manipulate files within a container.",
+            analysis="The `find` command is used to search for files in a specified directory. It can be used to "
+            "identify and manipulate files within a container.",
+            verdict_reason="The verdict is likely-benign because the `find` command searches for files.",
+        ),
+        [],
+    )
+    assert "analysis: the same text as summary" in problems

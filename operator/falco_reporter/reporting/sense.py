@@ -85,6 +85,7 @@ _STOP = frozenset(
     )
 )
 _INSTRUCTION_NGRAM = 6
+_SAME_NGRAM = 4
 #: Share of a field's 6-grams copied from the prompt's prose at which it says nothing of its own.
 _COPIED_SHARE = {"summary": 0.5, "verdict_reason": 0.5, "analysis": 0.8}
 _FEEDBACK_NGRAM = 5
@@ -157,14 +158,16 @@ def check_sense(answer: LLMAnswer, ground: Grounding, *, echo_of: Sequence[str] 
     """Problems (reject) and flags (accept, but count) of one answer; ``echo_of`` = feedback texts."""
     report = SenseReport()
     texts = narrative(answer)
-    seen: dict[str, str] = {}
+    seen: dict[str, set[tuple[str, ...]]] = {}
     for name, text in texts:
         report.problems += _degenerate(name, text, ground)
-        norm = " ".join(_WORD.findall(text.lower()))
         if name in MIN_WORDS:  # the narrative fields must each say something of their own
-            if norm and norm in seen:
-                report.problems.append(f"{name}: the same text as {seen[norm]}")
-            seen.setdefault(norm, name)
+            own = ngrams(text, _SAME_NGRAM) or {tuple(_WORD.findall(text.lower()))}
+            # The same text, or nearly ("searches for files" / "is used to search for files").
+            same = next((n for n, grams in seen.items() if len(own & grams) >= 0.6 * len(own)), None)
+            if same is not None:
+                report.problems.append(f"{name}: the same text as {same}")
+            seen.setdefault(name, own)
         report.problems += _echoes(name, text, ground, echo_of)
         report.problems += _unknown_values(name, text, ground)
         report.problems += _rule_claims(name, text, ground)
