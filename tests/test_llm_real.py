@@ -40,18 +40,23 @@ def model_path() -> Path:
     return Path(configured) if configured else default_model_path()
 
 
+def local_model() -> Path:
+    """The model file the suite assembles, with llama_cpp importable; a missing piece FAILS with the setup command."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.fail(f"llama_cpp is not importable; {SETUP}")
+    path = model_path()
+    if not path.is_file():
+        pytest.fail(f"model file {path} is missing; {SETUP}")
+    return path
+
+
 @pytest.mark.slow
 @pytest.mark.cluster
 async def test_real_small_model_writes_a_valid_report_or_a_reasoned_fallback(
     capsys: pytest.CaptureFixture[str], cluster: Any, namespace: str
 ) -> None:
     """A real alert through ChatLlamaCpp and the operator's code path stores a schema-valid AlertReport on the API server."""
-    if importlib.util.find_spec("llama_cpp") is None:
-        pytest.fail(f"llama_cpp is not importable; {SETUP}")
-    path = model_path()
-    if not path.is_file():
-        pytest.fail(f"model file {path} is missing; {SETUP}")
-
+    path = local_model()
     kb = load()
     started = time.monotonic()
     config = LLMConfig(provider="llamacpp", model_path=str(path), timeout_s=240.0, max_tokens=1500)

@@ -14,6 +14,7 @@ from falco_reporter.knowledge.base import KnowledgeBase, load
 from falco_reporter.models.enrichment import Enrichment
 from falco_reporter.models.falco import normalise
 from falco_reporter.models.report import AlertReportSpec, Occurrences
+from falco_reporter.reporting.answer_review import AnswerReview
 from falco_reporter.reporting.builtin import BuiltinWriter
 from falco_reporter.reporting.chain import LLMWriter
 from falco_reporter.reporting.chain.fakes import scripted_model
@@ -21,7 +22,7 @@ from falco_reporter.reporting.context import ReportContext
 from falco_reporter.reporting.feedback import retry_feedback
 from falco_reporter.reporting.guard import LLMAnswer
 from falco_reporter.reporting.llm_config import LLMConfig
-from falco_reporter.reporting.prompt import SYSTEM_PROMPT
+from falco_reporter.reporting.prompt import SYSTEM_PROMPT, prompt_texts
 from falco_reporter.reporting.sense import Grounding, check_sense, grounding
 from falco_reporter.reporting.service import ReportService
 
@@ -137,6 +138,10 @@ def test_a_grounded_answer_has_no_problems(miner: Grounding) -> None:
         ),
         ({"analysis": "summary, analysis, verdict_reason"}, "analysis: a list of field names"),
         (
+            {"verdict_reason": "mining-pool-url, miner-flags, kernel-thread-name, exec-from-hidden-dir."},
+            "verdict_reason: a list of field names",
+        ),
+        (
             {
                 "analysis": "kthreadd mines in thumbnailer. kthreadd mines in thumbnailer. It is bad, see above."
             },
@@ -170,6 +175,18 @@ def test_copying_the_prompt_or_the_feedback_is_rejected(miner: Grounding) -> Non
     echoed = answer(summary="kthreadd in thumbnailer does not say which workload this is about, sorry.")
     assert "summary: repeats the retry feedback" in check_sense(echoed, miner, echo_of=[note]).problems
     assert check_sense(answer(), miner, echo_of=[note]).problems == []
+
+
+def test_copying_the_task_restated_at_the_end_of_the_prompt_is_an_echo(kb: KnowledgeBase) -> None:
+    """The last line of the prompt names this alert's process and evidence ids; an answer made of it is rejected."""
+    ctx = context(kb, crafted("miner-grounded"))
+    base = BuiltinWriter().write_sync(ctx)
+    prompt = prompt_texts(ctx, ctx.alert, {}, base)
+    task = prompt[1].rsplit("\n\n", 1)[-1]
+    assert "`kthreadd`" in task and "mining-pool-url" in task
+    review = AnswerReview.for_report("fake", kb, ctx, ctx.alert, base, prompt)
+    assert review.review(answer(), []) == []
+    assert "analysis: repeats the prompt's instructions" in review.review(answer(analysis=task), [])
 
 
 def test_the_verdict_reason_must_cite_evidence_and_not_contradict_it(miner: Grounding) -> None:
@@ -299,3 +316,107 @@ async def test_eval_builtin_over_real_samples_and_fake_skips_uncanned(kb: Knowle
     assert skipped[0].outcome == "skipped"
     total = evaluation.totals(results + skipped)
     assert (total["cases"], total["builtin"], total["skipped"], total["acceptance_rate"]) == (3, 3, 1, None)
+
+
+# --- checks fixed from the local model's eval answers ---------------------------------------------
+
+
+def _review(kb: KnowledgeBase, sample: str) -> tuple[AnswerReview, ReportContext]:
+    ctx = ReportService(kb).context(
+        normalise(json.loads((REAL_DIR / sample).read_text())),
+        Enrichment(),
+        name="a",
+        namespace="falco",
+        occurrences=Occurrences(),
+    )
+    base = BuiltinWriter().write_sync(ctx)
+    return AnswerReview.for_report(
+        "fake", kb, ctx, ctx.alert, base, prompt_texts(ctx, ctx.alert, {}, base)
+    ), ctx
+
+
+def test_copying_the_note_for_a_rule_without_an_entry_is_an_echo(kb: KnowledgeBase) -> None:
+    """The 0.5B model wrote the knowledge block's 'No curated entry ...' note as its analysis; that is an echo."""
+    review, ctx = _review(kb, "internal_syscall_event_drop.json")
+    assert ctx.entry is None
+    copied = LLMAnswer(
+        summary="Falco internal: syscall event drop. 815508 system calls dropped in last second.",
+        analysis="No curated entry: a custom or newer rule. Say so; do not guess what the rule detects "
+        "beyond the alert's own output line.",
+        verdict_reason="Falco dropped 815508 system calls in the last second, so events were lost.",
+    )
+    assert "analysis: repeats the prompt's instructions" in review.review(copied, [])
+
+
+def test_a_reason_calling_a_likely_benign_alert_malicious_contradicts_it(kb: KnowledgeBase) -> None:
+    """For the event-generator's netcat (likely benign), 'is likely malicious' in the reason is a contradiction; 'not malicious' is fine."""
+    review, _ = _review(kb, "syscall_netcat_remote_code_execution_in_container.json")
+    summary = "The event-generator ran `nc` with -e /bin/sh in container eventgen as a Falco test."
+    analysis = (
+        "Falco's event-generator image started netcat with -e to test the rule; the reverse shell pattern is "
+        "simulated. Check that the eventgen container belongs to a test run and remove it afterwards."
+    )
+    contradicting = "The host is likely malicious: actor-falco-event-generator started netcat."
+    problems = review.review(LLMAnswer(summary=summary, analysis=analysis, verdict_reason=contradicting), [])
+    assert any(p.startswith("verdict_reason: calls the activity malicious") for p in problems), problems
+    fine = "actor-falco-event-generator: the image is Falco's own test tool, so the run is not malicious."
+    assert review.review(LLMAnswer(summary=summary, analysis=analysis, verdict_reason=fine), []) == []
+
+
+def test_a_summary_or_reason_copied_from_the_knowledge_entry_is_rejected(kb: KnowledgeBase) -> None:
+    """The 0.5B model copied the entry's 'detects' into the summary and 'why it matters' into the reason; both say nothing of this alert."""
+    review, ctx = _review(kb, "k8saudit_attach_exec_pod_2025.json")
+    assert ctx.entry is not None
+    analysis = (
+        "kubernetes-admin opened an exec session in pod nginx-676b6c5bbc-4xc6t of hello-app and ran cat. "
+        "An exec session runs commands inside the workload with its service account token. Check who "
+        "holds the kubernetes-admin credentials and why cat was run there."
+    )
+    copied = LLMAnswer(
+        summary=f"kubernetes-admin: {ctx.entry.detects}",
+        analysis=analysis,
+        verdict_reason=ctx.entry.why_it_matters,
+    )
+    problems = review.review(copied, [])
+    assert "summary: copies the knowledge entry instead of describing this alert" in problems
+    assert "verdict_reason: copies the knowledge entry instead of describing this alert" in problems
+    assert "summary: copies <knowledge_entry> instead of describing this alert" in retry_feedback(problems)
+
+
+def test_an_answer_made_of_the_prompts_own_prose_is_rejected(kb: KnowledgeBase) -> None:
+    """The local model's answer on /dev/shm: a curated mitigation's title as summary and an evidence text as analysis."""
+    review, _ = _review(kb, "syscall_execution_from_dev_shm.json")
+    copied = LLMAnswer(
+        summary="A Falco event-generator test run",
+        analysis="The image is Falco event-generator's own (falcosecurity/event-generator); the event-generator "
+        "performs suspicious actions on purpose to test that Falco rules fire.",
+        verdict_reason="The verdict is likely-benign, as the image is Falco event-generator's own.",
+    )
+    problems = review.review(copied, [])
+    assert "summary: copies the knowledge entry instead of describing this alert" in problems
+    assert "analysis: copies the knowledge entry instead of describing this alert" in problems
+    own = copied.model_copy(
+        update={
+            "summary": "The event-generator ran a binary from /dev/shm in its own container as a Falco self-test.",
+            "analysis": "Falco's event-generator copied a program into /dev/shm and ran it, which is what the rule "
+            "watches for. The image is the event-generator's, so this is a test of the rule, not an intrusion. "
+            "Check that the container belongs to a planned test and remove it afterwards.",
+        }
+    )
+    assert review.review(own, []) == []
+
+
+def test_fields_that_say_nearly_the_same_are_rejected(kb: KnowledgeBase) -> None:
+    """The local model's AWS-credentials answer: the analysis rephrases the summary in a few words, so it adds nothing."""
+    review, _ = _review(kb, "syscall_find_aws_credentials.json")
+    problems = review.review(
+        LLMAnswer(
+            summary="The `find` command searches for files in a specified directory. It can be used to identify "
+            "and manipulate files within a container.",
+            analysis="The `find` command is used to search for files in a specified directory. It can be used to "
+            "identify and manipulate files within a container.",
+            verdict_reason="The verdict is likely-benign because the `find` command searches for files.",
+        ),
+        [],
+    )
+    assert "analysis: the same text as summary" in problems

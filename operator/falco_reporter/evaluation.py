@@ -50,6 +50,8 @@ class CaseResult:
     findings: list[str] = field(default_factory=list)
     fallback_reason: str = ""
     expect: str = ""
+    answers: list[dict[str, Any]] = field(default_factory=list)
+    """Each attempt's narrative fields and outcome, so a reader can judge what was accepted."""
 
     @property
     def unexpected(self) -> bool:
@@ -133,6 +135,7 @@ async def run_case(case: Case, writer: ReportWriter | None, kb: KnowledgeBase, t
         findings=findings,
         fallback_reason=spec.writer.fallback_reason,
         expect=case.expect,
+        answers=[{"outcome": a.outcome, **a.text} for a in attempts],
     )
 
 

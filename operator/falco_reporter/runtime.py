@@ -252,12 +252,14 @@ def build_registry(
         CustomResources(kube, ALERTREPORTS),
         load_knowledge(),
     )
+    service = service or report_service(kb, settings.llm, ManifestDryRun(kube))
+    window = settings.incident_window
     reconciler = AlertReconciler(
         alerts,
         reports,
         KubeObjects(kube, namespaces=settings.namespaces),
-        service or report_service(kb, settings.llm, ManifestDryRun(kube)),
-        IncidentTracker(reports, window=settings.incident_window) if settings.incident_window > 0 else None,
+        service,
+        IncidentTracker(reports, window=window, narrator=service) if window > 0 else None,
     )
     registry = kopf.OperatorRegistry()
     register(registry, reconciler, ReviewReconciler(alerts, reports, kb))

@@ -108,11 +108,15 @@ def evaluate(args: argparse.Namespace) -> int:
         for case in cases:
             case.expect = ""
 
+    model = config.model if config else args.provider
+    done: list[Any] = []
+
     def show(result: Any) -> None:
         print(evaluation.line(result), flush=True)
+        done.append(result)  # written as it goes: a long run stopped early keeps what it measured
+        evaluation.write_results(args.out, args.provider, model, done)
 
     results = asyncio.run(evaluation.run_eval(cases, factory, kb, progress=show))
-    model = config.model if config else args.provider
     total = evaluation.write_results(args.out, args.provider, model, results)
     print(evaluation.summary_text(args.provider, total))
     print(f"results: {args.out}")

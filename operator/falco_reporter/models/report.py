@@ -153,6 +153,10 @@ class Incident(_Camel):
     reason: str = ""
     timeline: list[TimelineEntry] = Field(default_factory=list)
     """The first alerts in time order (at most TIMELINE_MAX)."""
+    narrative: str = Field(default="", max_length=ANALYSIS_MAX)
+    """The incident told as one story, written once per incident change and shared by its reports."""
+    narrative_by: str = Field(default="", alias="narrativeBy")
+    """Who wrote the narrative: builtin, or the LLM provider."""
 
 
 TIMELINE_MAX = 25

@@ -2,9 +2,11 @@
 
 A new report gets its incident block at creation from what this process knows of the incident
 (read once per incident from the API by label after a restart). Other members are told only of
-material changes (verdict, severity, the capped timeline), at most once per incident per
-``settle`` seconds: a burst of alerts into one incident costs one listing and a bounded number of
-patches, not one per alert per member. Deleting an alert re-tells its incident without it.
+material changes (verdict, severity, the capped timeline, its narrative), at most once per incident
+per ``settle`` seconds: a burst of alerts into one incident costs one listing and a bounded number
+of patches, not one per alert per member. Deleting an alert re-tells its incident without it.
+With a model configured, each coalesced change is told once by the model (``ReportService.narrate``)
+and the story is shared by every member; a change arriving while one is being told is told next.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from falco_reporter.reporting.incidents import (
     material,
     with_incident,
 )
+from falco_reporter.reporting.service import ReportService
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +41,23 @@ Member = tuple[TimelineEntry, Severity]
 
 
 class IncidentTracker:
-    def __init__(self, reports: CustomResources, *, window: int, settle: float = 2.0) -> None:
+    def __init__(
+        self,
+        reports: CustomResources,
+        *,
+        window: int,
+        settle: float = 2.0,
+        narrator: ReportService | None = None,
+    ) -> None:
         self._reports = reports
+        self._narrator = narrator
         self.window = window
         self._settle = settle
         self._members: dict[Key, dict[str, Member]] = {}
         self._meta: dict[Key, tuple[str, str]] = {}  # subject, window start
         self._gone: dict[Key, set[str]] = {}
         self._pending: dict[Key, asyncio.Task[None]] = {}
+        self._dirty: set[Key] = set()
         self._locks: dict[Key, asyncio.Lock] = {}
         # Incidents whose window began before this process did may have members written by an
         # earlier process: only those are read back from the API (off the report's path), and
@@ -74,7 +86,8 @@ class IncidentTracker:
         changed = before is not None and material(before) != material(after)
         if changed or (not known and epoch(start) < self._started):
             self._schedule(key, cold=not changed)
-        return after
+        # No model call on the report's path: the story told for this state already, else the built-in one.
+        return self._narrator.told(namespace, after) if self._narrator is not None else after
 
     def forget(self, namespace: str, subject: str, time: str, name: str) -> None:
         """An alert was deleted: drop it from its incident and re-tell the others."""
@@ -99,6 +112,7 @@ class IncidentTracker:
 
     def _schedule(self, key: Key, *, cold: bool = False) -> None:
         """Refresh after ``settle``; a cold-only refresh reads back only incidents with earlier members."""
+        self._dirty.add(key)
         task = self._pending.get(key)
         if task is None or task.done():
             self._pending[key] = asyncio.create_task(self._refresh_later(key))
@@ -126,22 +140,25 @@ class IncidentTracker:
             task.cancel()
         for key, _ in pending:
             try:
-                await self.refresh(key)
+                await self.refresh(key, narrate=False)  # shutdown does not wait for a model
             except KubeError as exc:
                 log.warning("refreshing incident %s/%s at shutdown failed: %s", key[0], key[1], exc)
 
     async def _refresh_later(self, key: Key) -> None:
-        await asyncio.sleep(self._settle)
-        try:
-            if key in self._cold:
-                self._cold.discard(key)
-                if not await self._has_earlier_members(key):
-                    return
-            await self.refresh(key)
-        except KubeError as exc:  # the next change retries; a stale timeline is not an alert lost
-            log.warning("refreshing incident %s/%s failed: %s", key[0], key[1], exc)
+        # Changes during a refresh (a narrative can take a minute) are told by the next round.
+        while key in self._dirty:
+            await asyncio.sleep(self._settle)
+            self._dirty.discard(key)
+            try:
+                if key in self._cold:
+                    self._cold.discard(key)
+                    if not await self._has_earlier_members(key):
+                        continue
+                await self.refresh(key)
+            except KubeError as exc:  # the next change retries; a stale timeline is not an alert lost
+                log.warning("refreshing incident %s/%s failed: %s", key[0], key[1], exc)
 
-    async def refresh(self, key: Key) -> int:
+    async def refresh(self, key: Key, *, narrate: bool = True) -> int:
         """Re-read the incident's reports and patch those whose block changed; returns the patch count."""
         metrics.INCIDENT_REFRESHES.inc()
         async with self._locks.setdefault(key, asyncio.Lock()):
@@ -153,6 +170,11 @@ class IncidentTracker:
             incident = self._incident(key)
         if incident is None:
             return 0
+        if self._narrator is not None:
+            if narrate:
+                incident = await self._narrator.narrate(key[0], incident)
+            else:
+                incident = self._narrator.told(key[0], incident)
         patched = 0
         for item in listed:
             spec = _spec(item)

@@ -63,7 +63,15 @@ def usage_tokens(message: Any) -> int:
 def truncated(message: Any) -> bool:
     meta = getattr(message, "response_metadata", None) or {}
     reason = meta.get("finish_reason") or meta.get("stop_reason") or meta.get("done_reason")
-    return reason in ("length", "max_tokens")
+    if reason in ("length", "max_tokens"):
+        return True
+    # llama-cpp-python reports finish_reason "tool_calls" even when max_tokens cut the arguments off;
+    # arguments that stop before their closing brace were cut (a schema grammar allows nothing else).
+    for call in getattr(message, "invalid_tool_calls", None) or []:
+        args = call.get("args")
+        if isinstance(args, str) and args.strip() and not args.rstrip().endswith("}"):
+            return True
+    return False
 
 
 def text_of(message: Any) -> str:

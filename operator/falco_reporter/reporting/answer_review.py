@@ -17,8 +17,8 @@ from falco_reporter.models.falco import FalcoAlertSpec
 from falco_reporter.reporting.answer_parsing import short
 from falco_reporter.reporting.context import ReportContext, ReportDraft
 from falco_reporter.reporting.guard import LLMAnswer, check_answer, grounding_anchors, untrusted_texts
-from falco_reporter.reporting.prompt import retry_note
-from falco_reporter.reporting.sense import Grounding, check_sense, grounding
+from falco_reporter.reporting.prompt import NO_ENTRY_NOTE, retry_note
+from falco_reporter.reporting.sense import Grounding, check_sense, grounding, narrative
 
 # Quoted values in a problem are the alert's own names: repeating those is grounding, not an echo.
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
@@ -32,6 +32,8 @@ class Attempt:
     problems: list[str]
     flags: list[str] = field(default_factory=list)
     tokens: int = 0
+    text: dict[str, str] = field(default_factory=dict)
+    """The answer's narrative fields as written (the eval records them, so a reader can judge)."""
 
     @property
     def outcome(self) -> str:
@@ -61,12 +63,17 @@ class AnswerReview:
     ) -> AnswerReview:
         """``alert`` is the (redacted) alert the model saw; ``prompt`` its (system, human) texts."""
         system, human = prompt
+        # The task restated at the end of the human text, and the note for a rule without an entry,
+        # are instructions too: copying them is an echo.
+        instructions = "\n".join(
+            (system, human.rsplit("\n\n", 1)[-1], NO_ENTRY_NOTE if ctx.entry is None else "")
+        )
         return cls(
             provider=provider,
             kb=kb,
             untrusted=untrusted_texts(alert, ctx.enrichment),
             anchors=grounding_anchors(alert, ctx.enrichment),
-            ground=grounding(ctx, base, instructions=system, rules=kb.entries, data_texts=[human]),
+            ground=grounding(ctx, base, instructions=instructions, rules=kb.entries, data_texts=[human]),
         )
 
     def review(self, answer: LLMAnswer | None, problems: Sequence[str], *, tokens: int = 0) -> list[str]:
@@ -83,7 +90,10 @@ class AnswerReview:
             sense = check_sense(answer, self.ground, echo_of=echo_of)
             found += sense.problems
             flags = sense.flags
-        attempt = Attempt(problems=list(dict.fromkeys(found)), flags=flags, tokens=tokens)
+        text = (
+            {} if answer is None else {k: v for k, v in narrative(answer) if not k.startswith("mitigations")}
+        )
+        attempt = Attempt(problems=list(dict.fromkeys(found)), flags=flags, tokens=tokens, text=text)
         self.attempts.append(attempt)
         metrics.LLM_ANSWERS.labels(self.provider, attempt.outcome).inc()
         return attempt.problems

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from falco_reporter.knowledge.model import KnowledgeEntry
 from falco_reporter.models.enrichment import Enrichment
 from falco_reporter.models.falco import FalcoAlertSpec
 from falco_reporter.models.report import (
     Evidence,
+    Incident,
     MitreMapping,
     Occurrences,
     ReferenceLink,
@@ -62,6 +63,15 @@ class ReportWriter(Protocol):
     def backend(self) -> str: ...
 
     async def write(self, ctx: ReportContext) -> ReportDraft: ...
+
+
+@runtime_checkable
+class IncidentNarrator(Protocol):
+    """A writer that also tells incidents (the LLM chain); the built-in story is ``incidents.tell``."""
+
+    def cached_narrative(self, namespace: str, incident: Incident) -> str | None: ...
+
+    async def narrate(self, namespace: str, incident: Incident) -> str: ...
 
 
 class WriterFailed(Exception):

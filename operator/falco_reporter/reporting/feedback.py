@@ -20,6 +20,7 @@ _KINDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"JSON fragments", "holds JSON syntax; the field is plain prose"),
         (r"repeats a sentence|the same text as", "repeats itself or another field"),
         (r"repeats the (?:prompt|retry)", "copies instructions instead of describing the alert"),
+        (r"copies the knowledge entry", "copies <knowledge_entry> instead of describing this alert"),
         (r"cites none of the report's evidence", "cites no item of the baseline evidence (by id)"),
         (r"calls the activity benign", "contradicts the baseline evidence"),
         (r"which the alert does not contain", "names a value that is not in the data blocks"),

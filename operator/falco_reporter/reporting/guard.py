@@ -40,28 +40,26 @@ class _Answer(BaseModel):
 
 
 class LLMMitigation(_Answer):
-    """One concrete mitigation that the knowledge base does not already list."""
+    """An extra mitigation."""
 
     title: str = Field(description="Short imperative title")
     description: str = Field(description="Why and how, in one or two sentences")
-    kind: MitigationKind = Field(description="kubernetes-manifest, command, configuration or process")
-    language: Language = Field(default="text", description="Language of the snippet: yaml, shell or text")
-    snippet: str = Field(default="", description="One shell command or one manifest; empty if none")
+    kind: MitigationKind
+    language: Language = "text"
+    snippet: str = ""
 
 
 class LLMAnswer(_Answer):
-    """The narrative of a report about one Falco alert; facts, evidence and snippets are not the model's job.
+    """The narrative of a report about one Falco alert."""
 
-    The built-in writer owns the facts, the evidence, the verdict, the severity, the Falco exception
-    and the curated mitigations. The model writes the text and may raise (never lower) the verdict or
-    severity, and propose a few extra mitigations that go through the same validation and safety policy.
-    """
+    # The docstring and descriptions are the tool schema every call sends (about 640 tokens before
+    # they were cut): the built-in writer owns facts, evidence, verdict, severity and the curated
+    # mitigations; the model writes the text, may raise (never lower) the verdict or severity and
+    # propose a few mitigations, validated like every other.
 
-    summary: str = Field(
-        description="One to three sentences for a responder, naming the process and workload"
-    )
-    analysis: str = Field(description="What happened and why it matters, in Markdown")
-    verdict_reason: str = Field(description="Why the verdict, citing evidence ids from the baseline")
+    summary: str = Field(description="One to three sentences naming the process and workload")
+    analysis: str = Field(description="What happened, why it matters, what to check first")
+    verdict_reason: str = Field(description="Why the verdict, naming baseline evidence ids")
     verdict: Verdict | None = Field(default=None, description="Only to raise the baseline verdict")
     severity: Severity | None = Field(default=None, description="Only to raise the baseline severity")
     mitigations: list[LLMMitigation] = Field(default_factory=list, description="At most 3 extra mitigations")

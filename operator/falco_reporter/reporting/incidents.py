@@ -11,6 +11,7 @@ re-delivery and any arrival order. (A sequence crossing a bucket boundary become
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
@@ -127,7 +128,7 @@ def judge_incident(
         verdict = max(verdict, worst, key=lambda v: VERDICT_RANK[v])
         severity = SEVERITIES[min(rank(severity) + 1, len(SEVERITIES) - 1)]
         reason = f"A progression across tactics ({steps}) in one subject within the window."
-    return Incident(
+    incident = Incident(
         id=incident_id,
         subject=subject,
         window_start=window_start,
@@ -137,13 +138,44 @@ def judge_incident(
         reason=reason,
         timeline=[e for e, _ in ordered[:TIMELINE_MAX]],
     )
+    return incident.model_copy(update={"narrative": tell(incident), "narrative_by": "builtin"})
+
+
+def tell(incident: Incident) -> str:
+    """The built-in narrative: the timeline as one deterministic paragraph (no model)."""
+    entries = incident.timeline
+    if not entries:
+        return ""
+    first, last = entries[0].time, entries[-1].time
+    span = f"at {first}" if first == last else f"between {first} and {last}"
+    # Told from the capped timeline, not the count: a burst past the cap changes no story.
+    count = f"{'The first ' if len(entries) == TIMELINE_MAX else ''}{len(entries)} alert{'s' * (len(entries) != 1)}"
+    steps = [f"{e.rule}" + (f" ({e.tactic})" if e.tactic else "") for e in entries]
+    why = "" if f"{incident.alerts} alerts" in incident.reason else f" {incident.reason}"
+    return (
+        f"{count} on {incident.subject} {span}: {', then '.join(steps)}.{why} "
+        f"Taken together: {incident.verdict}, severity {incident.severity}."
+    )
+
+
+def timeline_digest(incident: Incident) -> str:
+    """What an incident's narrative depends on: its judgement and its (capped) timeline."""
+    told = incident.model_dump(mode="json", include={"subject", "verdict", "severity", "timeline"})
+    return hashlib.sha256(json.dumps(told, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def incident_anchors(namespace: str, incident: Incident) -> list[str]:
+    """Names a grounded narrative mentions: a rule of its timeline, the subject's name or the namespace."""
+    names = [e.rule for e in incident.timeline] + incident.subject.split("/")[1:] + [namespace]
+    return [n for n in dict.fromkeys(names) if len(n) >= 3]
 
 
 def material(incident: Incident | None) -> tuple[object, ...]:
-    """What other members must be told about: verdict, severity and the (capped) timeline, not the count."""
+    """What other members must be told about: verdict, severity, the (capped) timeline and its story."""
     if incident is None:
         return ()
-    return (incident.verdict, incident.severity, tuple(e.alert for e in incident.timeline))
+    timeline = tuple(e.alert for e in incident.timeline)
+    return (incident.verdict, incident.severity, timeline, incident.narrative)
 
 
 def with_incident(spec: AlertReportSpec, incident: Incident | None) -> AlertReportSpec:

@@ -94,6 +94,8 @@ def _incident(s: AlertReportSpec) -> list[str]:
         f"{inc.alerts} alerts. {prose(inc.reason)}",
         "",
     ]
+    if inc.narrative and inc.narrative_by not in ("", "builtin"):  # the built-in story is the timeline below
+        out += [prose(inc.narrative), ""]
     for e in inc.timeline:
         mark = " (this alert)" if e.alert == s.alert_ref.name else ""
         tactic = f" [{text(e.tactic)}]" if e.tactic else ""

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 
 from falco_reporter.models.report import Evidence
 from falco_reporter.reporting.context import ReportContext, ReportDraft
-from falco_reporter.reporting.guard import LLMAnswer, grounding_anchors
+from falco_reporter.reporting.guard import LLMAnswer, grounding_anchors, injection_markers, mentions_any
 from falco_reporter.validation import validate_snippet
 from falco_reporter.validation.result import names
 from falco_reporter.validation.safety import check_mitigation
 
 #: Minimum words per narrative field: below this a field carries no information for a responder.
-MIN_WORDS = {"summary": 6, "analysis": 15, "verdict_reason": 5}
+MIN_WORDS = {"summary": 6, "analysis": 15, "verdict_reason": 5, "narrative": 15}
 _PLACEHOLDERS = frozenset(
     (
         "empty",
@@ -72,6 +72,11 @@ _BENIGN_CLAIM = re.compile(
     r"|\bnothing (?:malicious|suspicious)\b",
     re.IGNORECASE,
 )
+_MALICIOUS_CLAIM = re.compile(
+    r"\b(?:is|looks|appears|seems|was|probably|likely)\s+(?:to be\s+)?(?:likely\s+|probably\s+|clearly\s+)?"
+    r"(?:malicious|an attack|compromised|an intrusion)\b",
+    re.IGNORECASE,
+)
 _NEGATED_BEFORE = re.compile(r"\b(?:not|never|no|isn't|unlikely|cannot|can't)\W+(?:\w+\W+)?$", re.IGNORECASE)
 _STOP = frozenset(
     names(
@@ -80,6 +85,9 @@ _STOP = frozenset(
     )
 )
 _INSTRUCTION_NGRAM = 6
+_SAME_NGRAM = 4
+#: Share of a field's 6-grams copied from the prompt's prose at which it says nothing of its own.
+_COPIED_SHARE = {"summary": 0.5, "verdict_reason": 0.5, "analysis": 0.8}
 _FEEDBACK_NGRAM = 5
 
 
@@ -98,7 +106,10 @@ class Grounding:
     instructions: str
     """The prompt's own instructions (system text): an answer must not read like them."""
     field_names: frozenset[str] = field(default_factory=frozenset)
+    entry_text: str = ""
+    """The prose the prompt hands over (entry, evidence observations, curated mitigation titles)."""
     malicious_verdict: bool = False
+    benign_verdict: bool = False
 
 
 @dataclass
@@ -136,6 +147,10 @@ def grounding(
         instructions=instructions,
         field_names=frozenset(k.lower() for k in alert.output_fields) | _ANSWER_FIELDS,
         malicious_verdict=base.verdict == "likely-malicious",
+        benign_verdict=base.verdict == "likely-benign",
+        entry_text="\n".join([entry.detects, entry.why_it_matters] if entry is not None else [])
+        + "".join(f"\n{e.observation}" for e in base.evidence)
+        + "".join(f"\n{m.title}" for m in base.mitigations),
     )
 
 
@@ -143,14 +158,16 @@ def check_sense(answer: LLMAnswer, ground: Grounding, *, echo_of: Sequence[str] 
     """Problems (reject) and flags (accept, but count) of one answer; ``echo_of`` = feedback texts."""
     report = SenseReport()
     texts = narrative(answer)
-    seen: dict[str, str] = {}
+    seen: dict[str, set[tuple[str, ...]]] = {}
     for name, text in texts:
         report.problems += _degenerate(name, text, ground)
-        norm = " ".join(_WORD.findall(text.lower()))
         if name in MIN_WORDS:  # the narrative fields must each say something of their own
-            if norm and norm in seen:
-                report.problems.append(f"{name}: the same text as {seen[norm]}")
-            seen.setdefault(norm, name)
+            own = ngrams(text, _SAME_NGRAM) or {tuple(_WORD.findall(text.lower()))}
+            # The same text, or nearly ("searches for files" / "is used to search for files").
+            same = next((n for n, grams in seen.items() if len(own & grams) >= 0.6 * len(own)), None)
+            if same is not None:
+                report.problems.append(f"{name}: the same text as {same}")
+            seen.setdefault(name, own)
         report.problems += _echoes(name, text, ground, echo_of)
         report.problems += _unknown_values(name, text, ground)
         report.problems += _rule_claims(name, text, ground)
@@ -165,6 +182,28 @@ def check_sense(answer: LLMAnswer, ground: Grounding, *, echo_of: Sequence[str] 
             report.flags.append(f"mitigations[{i}]: dropped by validation: {'; '.join(result.errors)[:160]}")
     report.problems = list(dict.fromkeys(report.problems))
     return report
+
+
+def check_narrative(text: str, *, known: str, anchors: Sequence[str], instructions: str) -> list[str]:
+    """Problems of an incident narrative: the answer checks that apply to free text about known data."""
+    ground = Grounding(
+        known=known.lower(),
+        evidence=(),
+        anchors=tuple(anchors),
+        rule=anchors[0] if anchors else "incident",
+        curated=False,
+        techniques=frozenset(),
+        other_rules=(),
+        instructions=instructions,
+        field_names=_ANSWER_FIELDS,
+    )
+    problems = _degenerate("narrative", text, ground) + _echoes("narrative", text, ground, ())
+    problems += _unknown_values("narrative", text, ground)
+    if anchors and not mentions_any(text, anchors):
+        problems.append("narrative: names nothing from the incident (no rule, pod or namespace)")
+    if injection_markers([text]):
+        problems.append("narrative: repeats instruction-like text")
+    return problems
 
 
 def narrative(answer: LLMAnswer) -> list[tuple[str, str]]:
@@ -192,7 +231,9 @@ def _degenerate(name: str, text: str, ground: Grounding) -> list[str]:
     if _JSON_DEBRIS.search(prose):
         problems.append(f"{name}: contains JSON fragments ({short(text)!r})")
     tokens = [t for t in re.split(r"[\s,;|]+", prose.lower().strip(" .:")) if t]
-    if len(tokens) >= 2 and sum(t.strip("`'\"") in ground.field_names for t in tokens) >= 0.6 * len(tokens):
+    # Field names or evidence ids strung together (the prompt lists the ids to cite) say nothing.
+    listed = ground.field_names | {e.id.lower() for e in ground.evidence}
+    if len(tokens) >= 2 and sum(t.strip("`'\".:") in listed for t in tokens) >= 0.6 * len(tokens):
         problems.append(f"{name}: a list of field names, not a statement")
     sentences = [" ".join(_WORD.findall(s.lower())) for s in _SENTENCE_END.split(prose)]
     sentences = [s for s in sentences if len(s.split()) >= 3]
@@ -215,6 +256,12 @@ def _echoes(name: str, text: str, ground: Grounding, echo_of: Sequence[str]) -> 
     feedback = set().union(*(ngrams(t, _FEEDBACK_NGRAM) for t in echo_of)) if echo_of else set()
     if feedback & ngrams(text, _FEEDBACK_NGRAM):
         problems.append(f"{name}: repeats the retry feedback")
+    # A field that is mostly the prompt's own prose word for word (the entry, the evidence texts, a
+    # curated mitigation's title) says nothing the report does not already say.
+    share = _COPIED_SHARE.get(name, 0.0)
+    own = ngrams(text, _INSTRUCTION_NGRAM) if share else set()
+    if own and len(own & ngrams(ground.entry_text, _INSTRUCTION_NGRAM)) >= share * len(own):
+        problems.append(f"{name}: copies the knowledge entry instead of describing this alert")
     return problems
 
 
@@ -278,6 +325,14 @@ def _reason_problems(answer: LLMAnswer, ground: Grounding) -> list[str]:
                 "or its own verdict"
             )
             break
+    # The other way round: a reason for a likely-benign verdict that calls it malicious.
+    if ground.benign_verdict and answer.verdict in (None, "likely-benign"):
+        for m in _MALICIOUS_CLAIM.finditer(reason):
+            if not _NEGATED_BEFORE.search(reason[max(0, m.start() - 30) : m.start()]):
+                problems.append(
+                    f"verdict_reason: calls the activity malicious ({m.group(0)!r}) against its likely-benign verdict"
+                )
+                break
     return problems
 
 

@@ -12,8 +12,10 @@ from falco_reporter.knowledge.base import KnowledgeBase
 from falco_reporter.models.enrichment import Enrichment
 from falco_reporter.models.falco import FalcoAlertSpec
 from falco_reporter.models.report import (
+    ANALYSIS_MAX,
     AlertRef,
     AlertReportSpec,
+    Incident,
     Occurrences,
     ProcessInfo,
     ReportMitigation,
@@ -22,7 +24,13 @@ from falco_reporter.models.report import (
 )
 from falco_reporter.reporting import markdown
 from falco_reporter.reporting.builtin import BuiltinWriter
-from falco_reporter.reporting.context import ReportContext, ReportDraft, ReportWriter, WriterFailed
+from falco_reporter.reporting.context import (
+    IncidentNarrator,
+    ReportContext,
+    ReportDraft,
+    ReportWriter,
+    WriterFailed,
+)
 from falco_reporter.reporting.redaction import redact_alert
 from falco_reporter.validation import ValidationResult, validate_snippet
 from falco_reporter.validation.safety import check_mitigation
@@ -99,6 +107,29 @@ class ReportService:
             draft = self._builtin.write_sync(ctx, fallback_reason=reason)
         return await self.assemble(ctx, draft)
 
+    def told(self, namespace: str, incident: Incident) -> Incident:
+        """The incident with the best narrative known without a model call (cached, else built-in)."""
+        writer = self._writer
+        if incident.alerts < 2 or not isinstance(writer, IncidentNarrator):
+            return incident
+        text = writer.cached_narrative(namespace, incident)
+        return incident if text is None else _narrated(incident, text, writer.backend)
+
+    async def narrate(self, namespace: str, incident: Incident) -> Incident:
+        """The incident told once per change by the model (a one-alert incident is its report); built-in on failure."""
+        writer = self._writer
+        if incident.alerts < 2 or not isinstance(writer, IncidentNarrator):
+            return incident
+        try:
+            text = await asyncio.wait_for(writer.narrate(namespace, incident), timeout=self._timeout)
+        except TimeoutError:
+            log.info("incident %s: narrative timed out after %gs", incident.id, self._timeout)
+            return incident
+        except WriterFailed as exc:
+            log.info("incident %s: built-in narrative (%s)", incident.id, exc)
+            return incident
+        return _narrated(incident, text, writer.backend)
+
     def write_builtin(self, ctx: ReportContext) -> AlertReportSpec:
         """The built-in report, synchronously and without the manifest check (offline ``render``)."""
         draft = self._builtin.write_sync(ctx)
@@ -165,6 +196,10 @@ def offline_check(kind: str, language: str, snippet: str, title: str, descriptio
     # The safety policy first, for every writer: a well-formed snippet can still widen privilege.
     result = check_mitigation(kind, language, snippet, title=title, description=description)
     return validate_snippet(kind, language, snippet) if result.ok else result
+
+
+def _narrated(incident: Incident, text: str, backend: str) -> Incident:
+    return incident.model_copy(update={"narrative": text[:ANALYSIS_MAX], "narrative_by": backend})
 
 
 def subject_of(alert: FalcoAlertSpec, enrichment: Enrichment) -> Subject:

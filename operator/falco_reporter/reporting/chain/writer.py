@@ -26,12 +26,12 @@ from langchain_core.runnables import Runnable, RunnableConfig
 
 from falco_reporter import metrics
 from falco_reporter.knowledge.base import KnowledgeBase
-from falco_reporter.models.report import Writer
+from falco_reporter.models.report import Incident, Writer
 from falco_reporter.reporting.answer_merge import merge_answer
-from falco_reporter.reporting.answer_parsing import short
+from falco_reporter.reporting.answer_parsing import short, text_of, truncated, usage_tokens
 from falco_reporter.reporting.answer_review import AnswerReview
 from falco_reporter.reporting.builtin import BuiltinWriter
-from falco_reporter.reporting.cache import AnswerCache, Budget, OverBudget, answer_key
+from falco_reporter.reporting.cache import AnswerCache, Budget, CacheKey, OverBudget, answer_key
 from falco_reporter.reporting.chain.exchange import (
     Outcome,
     build_messages,
@@ -43,9 +43,16 @@ from falco_reporter.reporting.chain.negotiation import Method, Negotiator, refus
 from falco_reporter.reporting.chain.providers import build_chat_model
 from falco_reporter.reporting.context import ReportContext, ReportDraft, WriterFailed
 from falco_reporter.reporting.guard import LLMAnswer
+from falco_reporter.reporting.incidents import incident_anchors, timeline_digest
 from falco_reporter.reporting.llm_config import LLMConfig, LLMConfigError
-from falco_reporter.reporting.prompt import PROMPT_VERSION, prompt_texts
+from falco_reporter.reporting.prompt import (
+    INCIDENT_PROMPT_VERSION,
+    PROMPT_VERSION,
+    incident_prompt,
+    prompt_texts,
+)
 from falco_reporter.reporting.redaction import Redactor, redact_alert
+from falco_reporter.reporting.sense import check_narrative
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +102,8 @@ class LLMWriter:
         self._builtin = BuiltinWriter()
         # An answer is cached with the structured-output method that produced it.
         self.cache: AnswerCache[tuple[LLMAnswer, str]] = AnswerCache(config.cache_size)
+        #: Incident narratives, keyed by namespace, incident and timeline (see ``narrate``).
+        self.narratives: AnswerCache[str] = AnswerCache(config.cache_size)
         self.budget = Budget(
             calls_per_hour=config.calls_per_hour,
             tokens_per_hour=config.tokens_per_hour,
@@ -223,6 +232,51 @@ class LLMWriter:
                     "; ".join(problems),
                 )
             raise WriterFailed(review.failure())
+
+    # --- incident narratives ---------------------------------------------------------------
+
+    def _narrative_key(self, namespace: str, incident: Incident) -> CacheKey:
+        """One narrative per namespace (the tenant), incident and state of its timeline."""
+        return CacheKey(
+            rule="incident",
+            image_repository="",
+            command=timeline_digest(incident),
+            knowledge_version="",
+            model=f"{self._config.provider}:{self._config.model}",
+            prompt_version=INCIDENT_PROMPT_VERSION,
+            tenant=f"{namespace}\x1e{incident.id}",
+        )
+
+    def cached_narrative(self, namespace: str, incident: Incident) -> str | None:
+        """The narrative already written for exactly this incident state in this namespace, if any."""
+        return self.narratives.get(self._narrative_key(namespace, incident))
+
+    async def narrate(self, namespace: str, incident: Incident) -> str:
+        """The incident told by the model: one call per incident change, under the same budget."""
+        key = self._narrative_key(namespace, incident)
+        async with self._single_flight(key.digest):
+            cached = self.narratives.get(key)
+            if cached is not None:
+                metrics.LLM_CACHE_HITS.inc()
+                return cached
+            redactor = Redactor() if self._config.redact else None
+            system, human = incident_prompt(namespace, incident, redactor)
+            messages = build_messages((system, human))
+            reply = await self._call(Method("text", None), messages, last=True)
+            used = usage_tokens(reply) or estimate_tokens(messages, reply)
+            self.budget.record_tokens(used)
+            metrics.LLM_TOKENS.inc(used)
+            text = text_of(reply).strip()
+            problems = ["narrative: cut off at max_tokens"] if truncated(reply) else []
+            problems = problems or check_narrative(
+                text, known=human, anchors=incident_anchors(namespace, incident), instructions=system
+            )
+            outcome = "rejected" if problems else "accepted"
+            metrics.LLM_ANSWERS.labels(self.backend, outcome).inc()
+            if problems:
+                raise WriterFailed(f"{self.backend} incident narrative rejected: {'; '.join(problems)}")
+            self.narratives.put(key, text)
+            return text
 
     # --- one model call --------------------------------------------------------------------
 
