@@ -75,6 +75,15 @@ class CountingChatModel(BaseChatModel):
 
     def _reply(self, messages: Sequence[BaseMessage]) -> ChatResult:
         text = "".join(str(m.content) for m in messages)
+        if "<incident_data>" in text:
+            # An incident narrative (one per incident change): plain text, counted apart.
+            self.counter["narratives"] = self.counter.get("narratives", 0) + 1
+            pods = sorted(set(re.findall(r"pod/[\w.-]+/([\w.-]+)", text)))[:1]
+            story = (
+                f"Pod {pods[0] if pods else 'this pod'} raised several rules within minutes; the steps follow "
+                "each other in time, so treat them as one intrusion attempt until its owner explains them."
+            )
+            return ChatResult(generations=[ChatGeneration(message=AIMessage(content=story))])
         match = _RULE.search(text)
         rule = match.group(1) if match else "unknown rule"
         cited = _EVIDENCE.search(text)
